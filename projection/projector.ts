@@ -1,0 +1,124 @@
+import type { KV } from '@nats-io/kv';
+import type { Logger } from 'pino';
+import type { EventLog } from '../eventlog/index.ts';
+import { applyEvent } from './reducer.ts';
+import { loadProjection, replaceProjection, saveChanges } from './store.ts';
+import { emptyProjection, type Projection } from './views.ts';
+
+/** Keeps the fleet and rollout projections materialised in NATS KV as events arrive. */
+export interface Projector {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** The in-memory projection (read-only for callers). */
+  current(): Projection;
+  /** Resolves once every event up to `seq` is applied and stored. */
+  waitForSeq(seq: number, timeoutMs?: number): Promise<void>;
+  /** Discards the stored projection and rebuilds it by replaying the log from sequence 1. */
+  rebuild(): Promise<Projection>;
+}
+
+/** Applies every event after the projection's lastSeq, up to the log's current end. */
+export async function catchUp(
+  projection: Projection,
+  log: EventLog,
+  onInvalid?: (problem: string) => void,
+): Promise<Projection> {
+  for await (const { seq, event } of log.replay({
+    fromSeq: projection.lastSeq + 1,
+    onInvalid: (e) => onInvalid?.(`seq ${e.seq} on ${e.subject}: ${e.problem}`),
+  })) {
+    applyEvent(projection, seq, event);
+  }
+  return projection;
+}
+
+/** Creates a projector over the given log and KV bucket. */
+export function createProjector({ log, kv, logger }: { log: EventLog; kv: KV; logger: Logger }): Projector {
+  let projection = emptyProjection();
+  let abort: AbortController | undefined;
+  let loop: Promise<void> | undefined;
+  const waiters = new Set<{ seq: number; resolve: () => void }>();
+
+  const onInvalid = (e: { seq: number; subject: string; problem: string }) =>
+    logger.warn({ seq: e.seq, subject: e.subject, problem: e.problem }, 'skipping an invalid event');
+
+  function notify(): void {
+    for (const w of waiters) {
+      if (projection.lastSeq >= w.seq) {
+        waiters.delete(w);
+        w.resolve();
+      }
+    }
+  }
+
+  async function run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        for await (const { seq, event } of log.follow({
+          fromSeq: projection.lastSeq + 1,
+          signal,
+          onInvalid,
+        })) {
+          const changes = applyEvent(projection, seq, event);
+          await saveChanges(kv, projection, changes);
+          notify();
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        logger.error({ err }, 'projection follow failed; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  function follow(): void {
+    abort = new AbortController();
+    loop = run(abort.signal);
+  }
+
+  async function halt(): Promise<void> {
+    abort?.abort();
+    await loop;
+    abort = undefined;
+    loop = undefined;
+  }
+
+  return {
+    async start() {
+      projection = await loadProjection(kv);
+      logger.info({ lastSeq: projection.lastSeq }, 'projection loaded');
+      follow();
+    },
+    stop: halt,
+    current: () => projection,
+    waitForSeq(seq, timeoutMs = 10_000) {
+      if (projection.lastSeq >= seq) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const waiter = { seq, resolve: () => (clearTimeout(timer), resolve()) };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(
+            new Error(
+              `projection did not reach sequence ${seq} within ${timeoutMs} ms (at ${projection.lastSeq})`,
+            ),
+          );
+        }, timeoutMs);
+        waiters.add(waiter);
+      });
+    },
+    async rebuild() {
+      const wasRunning = loop !== undefined;
+      await halt();
+      const fresh = await catchUp(emptyProjection(), log, (p) => logger.warn(p));
+      await replaceProjection(kv, fresh);
+      projection = fresh;
+      logger.info(
+        { lastSeq: fresh.lastSeq, nodes: fresh.nodes.size, rollouts: fresh.rollouts.size },
+        'projection rebuilt',
+      );
+      notify();
+      if (wasRunning) follow();
+      return fresh;
+    },
+  };
+}

@@ -1,0 +1,257 @@
+import { formatWaves, type DomainEvent, type NodeEvent, type RolloutEvent } from '../schema/index.ts';
+import { isNodeEvent } from '../schema/index.ts';
+import type { NodePhase, NodeView, Projection, RolloutView } from './views.ts';
+
+const PHASE_OF: Partial<Record<NodeEvent['type'], NodePhase>> = {
+  UpgradeCommandAccepted: 'accepted',
+  UpgradeCommandRejected: 'rejected',
+  ArtifactFetched: 'fetched',
+  SlotWritten: 'written',
+  TrialBootArmed: 'armed',
+  NodeRebooting: 'rebooting',
+  NodeBooted: 'booted',
+  HealthCheckPassed: 'health-passed',
+  HealthCheckFailed: 'health-failed',
+  UpgradeCommitted: 'committed',
+  NodeFellBack: 'fell-back',
+  NodeRolledBack: 'rolled-back',
+};
+
+const STATE_OF: Partial<Record<NodeEvent['type'], NodeView['state']>> = {
+  UpgradeCommandAccepted: 'fetching',
+  ArtifactFetched: 'verifying',
+  SlotWritten: 'armed',
+  TrialBootArmed: 'armed',
+  NodeRebooting: 'rebooting',
+  HealthCheckFailed: 'falling-back',
+  UpgradeCommitted: 'idle',
+  NodeFellBack: 'idle',
+  NodeRolledBack: 'idle',
+};
+
+/** Pure: the next view of one node after one of its events (undefined while unknown). */
+export function reduceNode(node: NodeView | undefined, event: NodeEvent, seq: number): NodeView | undefined {
+  if (event.type === 'NodeRegistered') {
+    return {
+      nodeId: event.nodeId,
+      labels: event.labels,
+      version: event.version,
+      digest: event.digest,
+      activeSlot: event.activeSlot,
+      state: node?.state ?? 'idle',
+      mode: node?.mode ?? 'nats',
+      registeredAt: node?.registeredAt ?? event.at,
+      lastSeenAt: event.at,
+      previousVersion: node?.previousVersion,
+      rollout: node?.rollout,
+      seq,
+    };
+  }
+  // Events from a node that never registered are kept in the log but not projected.
+  if (!node) return undefined;
+  const next: NodeView = {
+    ...node,
+    lastSeenAt: event.at > node.lastSeenAt ? event.at : node.lastSeenAt,
+    seq,
+  };
+  const state = STATE_OF[event.type];
+  if (state) next.state = state;
+  const phase = PHASE_OF[event.type];
+  const rolloutId = 'rolloutId' in event ? event.rolloutId : undefined;
+  if (phase && rolloutId) {
+    next.rollout = { rolloutId, phase, reason: 'reason' in event ? String(event.reason) : undefined };
+  }
+  switch (event.type) {
+    case 'NodeHeartbeat':
+      next.version = event.version;
+      next.digest = event.digest;
+      next.activeSlot = event.activeSlot;
+      next.state = event.state;
+      break;
+    case 'NodeBooted':
+      next.activeSlot = event.slot;
+      next.state = event.trial ? 'trial-booted' : 'idle';
+      break;
+    case 'HealthCheckPassed':
+      next.state = 'health-checking';
+      break;
+    case 'UpgradeCommitted':
+      if (event.version !== node.version) next.previousVersion = node.version;
+      next.version = event.version;
+      next.digest = event.digest;
+      next.activeSlot = event.slot;
+      break;
+    case 'NodeFellBack':
+    case 'NodeRolledBack':
+      next.version = event.version;
+      next.digest = event.digest;
+      next.activeSlot = event.slot;
+      break;
+    case 'NodeModeChanged':
+      next.mode = event.mode;
+      break;
+    default:
+      break;
+  }
+  return next;
+}
+
+/** Pure: the next view of one rollout after one of its events. */
+export function reduceRollout(
+  rollout: RolloutView | undefined,
+  event: RolloutEvent,
+  seq: number,
+): RolloutView | undefined {
+  if (event.type === 'RolloutStarted') {
+    const { spec } = event;
+    return {
+      rolloutId: event.rolloutId,
+      status: 'running',
+      version: spec.version,
+      imageDigest: spec.image.type === 'published' ? spec.image.digest : undefined,
+      waves: [],
+      policy: {
+        waves: formatWaves(spec.waves),
+        maxUnavailable: spec.maxUnavailable,
+        onFailure: spec.onFailure,
+        approveWaves: spec.approveWaves,
+      },
+      targets: [],
+      nodes: {},
+      upgraded: 0,
+      failed: 0,
+      startedAt: event.at,
+      updatedAt: event.at,
+      seq,
+    };
+  }
+  if (!rollout) return undefined;
+  const next: RolloutView = { ...rollout, updatedAt: event.at, seq };
+  switch (event.type) {
+    case 'ImageBuilt':
+      next.imageDigest = event.manifest.digest;
+      break;
+    case 'ImagePublished':
+      next.imageDigest = event.digest;
+      break;
+    case 'TargetsResolved':
+      next.targets = [...event.nodeIds];
+      break;
+    case 'WaveStarted': {
+      next.waves = [
+        ...rollout.waves.filter((w) => w.index !== event.wave),
+        {
+          index: event.wave,
+          nodeIds: [...event.nodeIds],
+          status: 'running' as const,
+          succeeded: 0,
+          failed: 0,
+        },
+      ].sort((a, b) => a.index - b.index);
+      next.nodes = { ...rollout.nodes };
+      for (const id of event.nodeIds) next.nodes[id] = { wave: event.wave, phase: 'pending' };
+      break;
+    }
+    case 'WaveGatePassed':
+    case 'WaveGateFailed':
+      next.waves = rollout.waves.map((w) =>
+        w.index === event.wave
+          ? {
+              ...w,
+              status: event.type === 'WaveGatePassed' ? 'passed' : 'failed',
+              succeeded: event.succeeded,
+              failed: event.failed,
+            }
+          : w,
+      );
+      break;
+    case 'WaveApproved':
+      next.waves = rollout.waves.map((w) => (w.index === event.wave ? { ...w, status: 'approved' } : w));
+      break;
+    case 'RolloutPaused':
+      next.status = 'paused';
+      next.pauseReason = event.reason;
+      break;
+    case 'RolloutResumed':
+      next.status = 'running';
+      next.pauseReason = undefined;
+      break;
+    case 'RolloutAborted':
+      next.status = 'aborted';
+      break;
+    case 'NodeUpgradeFinished': {
+      const prior = rollout.nodes[event.nodeId];
+      next.nodes = {
+        ...rollout.nodes,
+        [event.nodeId]: {
+          wave: event.wave,
+          phase: prior?.phase ?? 'pending',
+          outcome: event.outcome,
+          detail: event.detail,
+        },
+      };
+      const outcomes = Object.values(next.nodes).map((n) => n.outcome);
+      next.upgraded = outcomes.filter((o) => o === 'upgraded').length;
+      next.failed = outcomes.filter((o) => o !== undefined && o !== 'upgraded' && o !== 'skipped').length;
+      break;
+    }
+    case 'RolloutRolledBack':
+      next.status = 'rolled-back';
+      break;
+    case 'RolloutCompleted':
+      next.status = event.outcome;
+      next.finishedAt = event.at;
+      break;
+  }
+  return next;
+}
+
+/** Pure: a rollout's per-node phase after one of that node's events on its behalf. */
+function reduceRolloutNode(rollout: RolloutView, event: NodeEvent, seq: number): RolloutView {
+  const phase = PHASE_OF[event.type];
+  const prior = rollout.nodes[event.nodeId];
+  if (!phase || !prior) return rollout;
+  return { ...rollout, seq, nodes: { ...rollout.nodes, [event.nodeId]: { ...prior, phase } } };
+}
+
+/** Keys of the projection entries one event changed, for the projector to persist. */
+export interface Changes {
+  nodes: string[];
+  rollouts: string[];
+}
+
+/**
+ * Applies one logged event to the projection in place and says what changed. Entity updates go
+ * through the pure reducers above; events at or below `lastSeq` are ignored, so re-delivery is harmless.
+ */
+export function applyEvent(projection: Projection, seq: number, event: DomainEvent): Changes {
+  const changes: Changes = { nodes: [], rollouts: [] };
+  if (seq <= projection.lastSeq) return changes;
+  projection.lastSeq = seq;
+  if (isNodeEvent(event)) {
+    const prior = projection.nodes.get(event.nodeId);
+    // An entity stored after the last saved sequence already holds this event (crash between writes).
+    const node = prior && prior.seq >= seq ? undefined : reduceNode(prior, event, seq);
+    if (node) {
+      projection.nodes.set(node.nodeId, node);
+      changes.nodes.push(node.nodeId);
+    }
+    const rolloutId = 'rolloutId' in event ? event.rolloutId : undefined;
+    const rollout = rolloutId ? projection.rollouts.get(rolloutId) : undefined;
+    if (rollout && rollout.seq < seq) {
+      const next = reduceRolloutNode(rollout, event, seq);
+      if (next !== rollout) {
+        projection.rollouts.set(next.rolloutId, next);
+        changes.rollouts.push(next.rolloutId);
+      }
+    }
+  } else {
+    const prior = projection.rollouts.get(event.rolloutId);
+    const rollout = prior && prior.seq >= seq ? undefined : reduceRollout(prior, event, seq);
+    if (rollout) {
+      projection.rollouts.set(rollout.rolloutId, rollout);
+      changes.rollouts.push(rollout.rolloutId);
+    }
+  }
+  return changes;
+}

@@ -1,0 +1,95 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { PROJECTION_BUCKET } from '../schema/index.ts';
+import { emptyProjection, type NodeView, type Projection, type RolloutView } from './views.ts';
+
+const META_KEY = 'meta';
+/** Bumped when the views' shape changes; an older stored projection is rebuilt from the log. */
+export const PROJECTION_FORMAT = 1;
+
+/** Opens (creating if needed) the KV bucket that holds the materialised projection. */
+export async function openProjectionBucket(nc: NatsConnection, bucket = PROJECTION_BUCKET): Promise<KV> {
+  return new Kvm(nc).create(bucket, { history: 1, description: 'slotflow fleet and rollout projections' });
+}
+
+export function nodeKey(nodeId: string): string {
+  return `node.${nodeId}`;
+}
+
+export function rolloutKey(rolloutId: string): string {
+  return `rollout.${rolloutId}`;
+}
+
+/**
+ * Reads the stored projection. Returns an empty one (lastSeq 0) when the bucket has none or
+ * holds an older format, so the caller replays from sequence 1.
+ */
+export async function loadProjection(kv: KV): Promise<Projection> {
+  const projection = emptyProjection();
+  const meta = await kv.get(META_KEY);
+  if (!meta || meta.operation !== 'PUT') return projection;
+  const { lastSeq, format } = meta.json<{ lastSeq: number; format: number }>();
+  if (format !== PROJECTION_FORMAT) return projection;
+  const keys: string[] = [];
+  for await (const key of await kv.keys()) keys.push(key);
+  for (const key of keys) {
+    if (key === META_KEY) continue;
+    const entry = await kv.get(key);
+    if (!entry || entry.operation !== 'PUT') continue;
+    if (key.startsWith('node.')) {
+      const node = entry.json<NodeView>();
+      projection.nodes.set(node.nodeId, node);
+    } else if (key.startsWith('rollout.')) {
+      const rollout = entry.json<RolloutView>();
+      projection.rollouts.set(rollout.rolloutId, rollout);
+    }
+  }
+  projection.lastSeq = lastSeq;
+  return projection;
+}
+
+/** Writes changed entities, then the sequence they reflect (so a crash in between only re-applies). */
+export async function saveChanges(
+  kv: KV,
+  projection: Projection,
+  changes: { nodes: Iterable<string>; rollouts: Iterable<string> },
+): Promise<void> {
+  const writes: Promise<number>[] = [];
+  for (const id of changes.nodes) {
+    const node = projection.nodes.get(id);
+    if (node) writes.push(kv.put(nodeKey(id), JSON.stringify(node)));
+  }
+  for (const id of changes.rollouts) {
+    const rollout = projection.rollouts.get(id);
+    if (rollout) writes.push(kv.put(rolloutKey(id), JSON.stringify(rollout)));
+  }
+  await Promise.all(writes);
+  await kv.put(META_KEY, JSON.stringify({ lastSeq: projection.lastSeq, format: PROJECTION_FORMAT }));
+}
+
+/** Replaces the whole stored projection with the given one (used by rebuild). */
+export async function replaceProjection(kv: KV, projection: Projection): Promise<void> {
+  const keep = new Set<string>([META_KEY]);
+  for (const id of projection.nodes.keys()) keep.add(nodeKey(id));
+  for (const id of projection.rollouts.keys()) keep.add(rolloutKey(id));
+  const stale: string[] = [];
+  for await (const key of await kv.keys()) if (!keep.has(key)) stale.push(key);
+  await Promise.all(stale.map((k) => kv.purge(k)));
+  await saveChanges(kv, projection, { nodes: projection.nodes.keys(), rollouts: projection.rollouts.keys() });
+}
+
+/** Plain-object form of a projection as it is stored (JSON: absent and undefined are one), for comparison and output. */
+export function projectionToJson(projection: Projection): {
+  lastSeq: number;
+  nodes: Record<string, NodeView>;
+  rollouts: Record<string, RolloutView>;
+} {
+  const sorted = <T>(m: Map<string, T>) =>
+    Object.fromEntries([...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1)));
+  const plain = {
+    lastSeq: projection.lastSeq,
+    nodes: sorted(projection.nodes),
+    rollouts: sorted(projection.rollouts),
+  };
+  return JSON.parse(JSON.stringify(plain)) as typeof plain;
+}

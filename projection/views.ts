@@ -1,0 +1,92 @@
+import type { AgentState, Digest, Labels, NodeOutcome, Slot } from '../schema/index.ts';
+
+/** Where a node stands in the rollout that last touched it. */
+export type NodePhase =
+  | 'pending'
+  | 'commanded'
+  | 'accepted'
+  | 'fetched'
+  | 'written'
+  | 'armed'
+  | 'rebooting'
+  | 'booted'
+  | 'health-passed'
+  | 'health-failed'
+  | 'committed'
+  | 'fell-back'
+  | 'rejected'
+  | 'rolled-back';
+
+/** The fleet's view of one node, built only from events. */
+export interface NodeView {
+  nodeId: string;
+  labels: Labels;
+  version: string;
+  digest?: Digest | undefined;
+  activeSlot: Slot;
+  state: AgentState;
+  /** Whether the agent last spoke through NATS or only through its peers. */
+  mode: 'nats' | 'p2p';
+  registeredAt: string;
+  lastSeenAt: string;
+  /** The version before the newest committed upgrade, what a rollback returns to. */
+  previousVersion?: string | undefined;
+  /** The rollout that last touched the node and how far it got. */
+  rollout?: { rolloutId: string; phase: NodePhase; reason?: string | undefined } | undefined;
+  /** Sequence of the last event applied to this node. */
+  seq: number;
+}
+
+/** Status of a rollout as the projection knows it. */
+export type RolloutStatus =
+  'running' | 'paused' | 'succeeded' | 'failed' | 'aborted' | 'rolling-back' | 'rolled-back';
+
+/** One wave of a rollout. */
+export interface WaveView {
+  index: number;
+  nodeIds: string[];
+  status: 'running' | 'passed' | 'failed' | 'approved';
+  succeeded: number;
+  failed: number;
+}
+
+/** A node's progress inside one rollout. */
+export interface RolloutNodeView {
+  wave: number;
+  phase: NodePhase;
+  outcome?: NodeOutcome | undefined;
+  detail?: string | undefined;
+}
+
+/** The fleet's view of one rollout, built only from events. */
+export interface RolloutView {
+  rolloutId: string;
+  status: RolloutStatus;
+  version: string;
+  imageDigest?: string | undefined;
+  waves: WaveView[];
+  /** Plan as given: waves text, concurrency and failure policy. */
+  policy: { waves: string; maxUnavailable: number; onFailure: 'pause' | 'rollback'; approveWaves: boolean };
+  targets: string[];
+  nodes: Record<string, RolloutNodeView>;
+  upgraded: number;
+  failed: number;
+  startedAt: string;
+  updatedAt: string;
+  finishedAt?: string | undefined;
+  pauseReason?: string | undefined;
+  seq: number;
+}
+
+/** The whole materialised projection. */
+export interface Projection {
+  nodes: Map<string, NodeView>;
+  rollouts: Map<string, RolloutView>;
+  /** Sequence of the newest event applied. */
+  lastSeq: number;
+}
+
+/** An empty projection (before sequence 1). */
+export function emptyProjection(): Projection {
+  return { nodes: new Map(), rollouts: new Map(), lastSeq: 0 };
+}

@@ -1,0 +1,201 @@
+import { z } from 'zod';
+import { Duration } from './duration.ts';
+import { NodeId } from './ids.ts';
+import { Labels, parseLabels } from './labels.ts';
+import { IMAGES_BUCKET } from './subjects.ts';
+
+const hostPort = z
+  .string()
+  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7233');
+
+const natsUrl = z
+  .string()
+  .regex(/^(nats|tls|ws|wss):\/\/[^\s,]+$/, 'expected a NATS URL such as nats://127.0.0.1:4222');
+
+/** TLS files for a connection (client certificate optional). */
+export const TlsFiles = z
+  .object({
+    ca: z.string().min(1).optional(),
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    serverName: z.string().min(1).optional(),
+  })
+  .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+    message: 'expected both a client certificate and its key, or neither',
+  });
+
+/** How to reach Temporal and NATS; the same code talks to the embedded stack or to clusters. */
+export const ConnectionConfig = z.object({
+  temporal: z.object({
+    /** TEMPORAL_ADDRESS */
+    address: hostPort.default('127.0.0.1:7233'),
+    /** TEMPORAL_NAMESPACE */
+    namespace: z.string().min(1).default('default'),
+    /** TEMPORAL_TLS_CA / _CERT / _KEY / _SERVER_NAME */
+    tls: TlsFiles.optional(),
+    /** TEMPORAL_API_KEY (Temporal Cloud). */
+    apiKey: z.string().min(1).optional(),
+  }),
+  nats: z.object({
+    /** NATS_URL: one URL or several, comma-separated. */
+    servers: z.array(natsUrl).min(1).default(['nats://127.0.0.1:4322']),
+    /** NATS_CREDS: a .creds file (JWT + nkey). */
+    credsFile: z.string().min(1).optional(),
+    /** NATS_USER / NATS_PASSWORD */
+    user: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    /** NATS_TOKEN */
+    token: z.string().min(1).optional(),
+    /** NATS_TLS_CA / _CERT / _KEY */
+    tls: TlsFiles.optional(),
+  }),
+  /** SLOTFLOW_HOME: keys and local state. */
+  home: z.string().min(1),
+});
+export type ConnectionConfig = z.output<typeof ConnectionConfig>;
+
+/** Environment variable names, documented in the README. */
+export const ENV = {
+  temporalAddress: 'TEMPORAL_ADDRESS',
+  temporalNamespace: 'TEMPORAL_NAMESPACE',
+  temporalTlsCa: 'TEMPORAL_TLS_CA',
+  temporalTlsCert: 'TEMPORAL_TLS_CERT',
+  temporalTlsKey: 'TEMPORAL_TLS_KEY',
+  temporalTlsServerName: 'TEMPORAL_TLS_SERVER_NAME',
+  temporalApiKey: 'TEMPORAL_API_KEY',
+  natsUrl: 'NATS_URL',
+  natsCreds: 'NATS_CREDS',
+  natsUser: 'NATS_USER',
+  natsPassword: 'NATS_PASSWORD',
+  natsToken: 'NATS_TOKEN',
+  natsTlsCa: 'NATS_TLS_CA',
+  natsTlsCert: 'NATS_TLS_CERT',
+  natsTlsKey: 'NATS_TLS_KEY',
+  home: 'SLOTFLOW_HOME',
+} as const;
+
+function tlsFrom(env: Record<string, string | undefined>, prefix: string) {
+  const tls = {
+    ca: env[`${prefix}_CA`],
+    cert: env[`${prefix}_CERT`],
+    key: env[`${prefix}_KEY`],
+    serverName: env[`${prefix}_SERVER_NAME`],
+  };
+  return Object.values(tls).some((v) => v !== undefined) ? tls : undefined;
+}
+
+/**
+ * Builds the raw connection settings from environment variables (and a default home), ready
+ * for `ConnectionConfig` to validate. Field paths in errors map back to the variables via ENV.
+ */
+export function connectionInputFromEnv(env: Record<string, string | undefined>, defaultHome: string) {
+  const servers = env[ENV.natsUrl]
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  return {
+    temporal: {
+      address: env[ENV.temporalAddress] || undefined,
+      namespace: env[ENV.temporalNamespace] || undefined,
+      tls: tlsFrom(env, 'TEMPORAL_TLS'),
+      apiKey: env[ENV.temporalApiKey] || undefined,
+    },
+    nats: {
+      servers: servers && servers.length > 0 ? servers : undefined,
+      credsFile: env[ENV.natsCreds] || undefined,
+      user: env[ENV.natsUser] || undefined,
+      password: env[ENV.natsPassword] || undefined,
+      token: env[ENV.natsToken] || undefined,
+      tls: tlsFrom(env, 'NATS_TLS'),
+    },
+    home: env[ENV.home] || defaultHome,
+  };
+}
+
+/** Labels given as `k=v,…` text or as an object. */
+export const LabelsInput = z.union([
+  Labels,
+  z.string().transform((text, ctx) => {
+    const parsed = parseLabels(text);
+    if (typeof parsed === 'string') {
+      ctx.addIssue({ code: 'custom', message: `expected labels such as site=berlin,role=edge (${parsed})` });
+      return z.NEVER;
+    }
+    return parsed;
+  }),
+]);
+
+/** A health check the agent runs on a trial boot. */
+export const HealthCheckConfig = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a lowercase name such as api-up'),
+  /** argv; run without a shell. */
+  command: z.array(z.string()).min(1, 'expected a command as a non-empty argv list'),
+  timeout: Duration.prefault('30s'),
+});
+
+/** Where the agent fetches artifact images from; sources are tried in order. */
+export const ArtifactSourceConfig = z.discriminatedUnion('type', [
+  /** NATS Object Store bucket holding images named by digest. */
+  z.object({ type: z.literal('nats'), bucket: z.string().min(1).default(IMAGES_BUCKET) }),
+  /** A local directory (air-gapped): `<path>/<digest hex>.img`. */
+  z.object({ type: z.literal('dir'), path: z.string().min(1) }),
+  /** HTTP(S) mirror: `<url>/<digest hex>.img`, or the url with `{hex}` / `{digest}` filled in. */
+  z.object({
+    type: z.literal('http'),
+    url: z.string().regex(/^https?:\/\/\S+$/, 'expected an http:// or https:// URL'),
+  }),
+]);
+export type ArtifactSourceConfig = z.output<typeof ArtifactSourceConfig>;
+
+/** External tools the kairos and rauc slot drivers run. */
+export const SlotToolsConfig = z.object({
+  kairosAgent: z.string().min(1).default('kairos-agent'),
+  grubEditenv: z.string().min(1).default('grub2-editenv'),
+  /** The GRUB environment block Kairos boots from. */
+  grubenv: z.string().min(1).default('/oem/grubenv'),
+  rauc: z.string().min(1).default('rauc'),
+  /** Limit for one tool run (an install included). */
+  timeout: Duration.prefault('30m'),
+});
+
+/** The node agent's settings, from flags, environment and an optional file. */
+export const AgentConfig = z
+  .object({
+    nodeId: NodeId,
+    dataDir: z.string().min(1, 'expected a directory for slots, journal and keys'),
+    labels: LabelsInput.default({}),
+    slotDriver: z.enum(['file', 'kairos', 'rauc']).default('file'),
+    reboot: z.enum(['simulate', 'command']).default('simulate'),
+    /** argv run by the `command` reboot driver. */
+    rebootCommand: z.array(z.string()).min(1).default(['systemctl', 'reboot']),
+    /** Version reported before any upgrade (first boot). */
+    initialVersion: z.string().min(1).default('0.0.0'),
+    heartbeatInterval: Duration.prefault('15s'),
+    healthChecks: z.array(HealthCheckConfig).default([]),
+    /** Where the control plane's public key(s) are read from. */
+    trustedKeysDir: z.string().min(1).optional(),
+    /** Prometheus text endpoint, e.g. 127.0.0.1:9464. */
+    metricsListen: hostPort.optional(),
+    /** Where artifact images come from, tried in order. */
+    artifactSources: z
+      .array(ArtifactSourceConfig)
+      .min(1)
+      .default([{ type: 'nats', bucket: IMAGES_BUCKET }]),
+    /** Give up fetching an image (all sources, retries included) after this long. */
+    fetchTimeout: Duration.prefault('30m'),
+    /** The `command` reboot driver reports a failure when the machine still runs after this long. */
+    rebootTimeout: Duration.prefault('10m'),
+    tools: SlotToolsConfig.prefault({}),
+    p2p: z
+      .object({
+        listen: z.array(z.string()).default([]),
+        bootstrap: z.array(z.string()).default([]),
+        mdns: z.boolean().default(false),
+        /** Time without NATS before the agent switches to peer-to-peer mode. */
+        natsLossGrace: Duration.prefault('20s'),
+      })
+      .default({ listen: [], bootstrap: [], mdns: false, natsLossGrace: 20_000 }),
+  })
+  .strict();
+export type AgentConfig = z.output<typeof AgentConfig>;
+export type AgentConfigInput = z.input<typeof AgentConfig>;

@@ -1,0 +1,238 @@
+import { z } from 'zod';
+import { ArtifactManifest } from './artifact.ts';
+import { Digest, MessageId, NodeId, RolloutId, Slot, Timestamp } from './ids.ts';
+import { Labels } from './labels.ts';
+import { RolloutSpec } from './rollout-spec.ts';
+
+/** Current version of every event's shape; readers accept this one. */
+export const EVENT_VERSION = 1;
+
+const envelope = {
+  /** Shape version. */
+  v: z.literal(EVENT_VERSION),
+  /** Unique id; also the `Nats-Msg-Id` so a re-publish is de-duplicated. */
+  id: MessageId,
+  /** When the fact happened. */
+  at: Timestamp,
+};
+
+function rolloutEvent<T extends string, P extends z.ZodRawShape>(type: T, payload: P) {
+  return z.object({ ...envelope, type: z.literal(type), rolloutId: RolloutId, ...payload });
+}
+
+function nodeEvent<T extends string, P extends z.ZodRawShape>(type: T, payload: P) {
+  return z.object({ ...envelope, type: z.literal(type), nodeId: NodeId, ...payload });
+}
+
+const nodeIds = z.array(NodeId);
+const NodeOutcome = z.enum(['upgraded', 'fell-back', 'rejected', 'failed', 'timed-out', 'skipped']);
+export type NodeOutcome = z.infer<typeof NodeOutcome>;
+
+/** Agent states, in the order of a successful upgrade. */
+export const AgentState = z.enum([
+  'idle',
+  'fetching',
+  'verifying',
+  'writing',
+  'armed',
+  'rebooting',
+  'trial-booted',
+  'health-checking',
+  'committed',
+  'falling-back',
+]);
+export type AgentState = z.infer<typeof AgentState>;
+
+/** Why an agent refused a command. */
+export const RejectReason = z.enum([
+  'malformed',
+  'unknown-key',
+  'bad-signature',
+  'expired',
+  'not-yet-valid',
+  'replayed',
+  'wrong-node',
+  'downgrade',
+  'busy',
+  'artifact-invalid',
+  'unsupported',
+]);
+export type RejectReason = z.infer<typeof RejectReason>;
+
+// ---- rollout events: slotflow.evt.rollout.<rolloutId>.<Type>
+
+export const RolloutStarted = rolloutEvent('RolloutStarted', { spec: RolloutSpec });
+export const ImageBuilt = rolloutEvent('ImageBuilt', { manifest: ArtifactManifest, builder: z.string() });
+export const ImagePublished = rolloutEvent('ImagePublished', {
+  digest: Digest,
+  bucket: z.string(),
+  object: z.string(),
+});
+export const TargetsResolved = rolloutEvent('TargetsResolved', {
+  nodeIds,
+  skipped: z.array(z.object({ nodeId: NodeId, reason: z.string() })),
+});
+export const WaveStarted = rolloutEvent('WaveStarted', { wave: z.number().int().nonnegative(), nodeIds });
+export const WaveGatePassed = rolloutEvent('WaveGatePassed', {
+  wave: z.number().int().nonnegative(),
+  succeeded: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+});
+export const WaveGateFailed = rolloutEvent('WaveGateFailed', {
+  wave: z.number().int().nonnegative(),
+  succeeded: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  reason: z.string(),
+});
+export const WaveApproved = rolloutEvent('WaveApproved', {
+  wave: z.number().int().nonnegative(),
+  by: z.string(),
+});
+export const RolloutPaused = rolloutEvent('RolloutPaused', { reason: z.string(), by: z.string() });
+export const RolloutResumed = rolloutEvent('RolloutResumed', { by: z.string() });
+export const RolloutAborted = rolloutEvent('RolloutAborted', { reason: z.string(), by: z.string() });
+export const NodeUpgradeFinished = rolloutEvent('NodeUpgradeFinished', {
+  nodeId: NodeId,
+  wave: z.number().int().nonnegative(),
+  outcome: NodeOutcome,
+  detail: z.string().optional(),
+});
+export const RolloutRolledBack = rolloutEvent('RolloutRolledBack', { nodeIds, failed: nodeIds });
+export const RolloutCompleted = rolloutEvent('RolloutCompleted', {
+  outcome: z.enum(['succeeded', 'failed', 'aborted', 'rolled-back']),
+  upgraded: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+});
+
+// ---- node events: slotflow.evt.node.<nodeId>.<Type>
+
+const version = z.string().min(1).max(128);
+const onRollout = { rolloutId: RolloutId.optional(), commandId: MessageId.optional() };
+
+export const NodeRegistered = nodeEvent('NodeRegistered', {
+  labels: Labels,
+  version,
+  digest: Digest.optional(),
+  activeSlot: Slot,
+  agentVersion: z.string(),
+  peerId: z.string().optional(),
+});
+export const NodeHeartbeat = nodeEvent('NodeHeartbeat', {
+  version,
+  digest: Digest.optional(),
+  activeSlot: Slot,
+  state: AgentState,
+});
+export const UpgradeCommandAccepted = nodeEvent('UpgradeCommandAccepted', {
+  ...onRollout,
+  command: z.enum(['Upgrade', 'Rollback', 'Cancel']),
+});
+export const UpgradeCommandRejected = nodeEvent('UpgradeCommandRejected', {
+  ...onRollout,
+  reason: RejectReason,
+  message: z.string(),
+});
+export const ArtifactFetched = nodeEvent('ArtifactFetched', {
+  ...onRollout,
+  digest: Digest,
+  bytes: z.number().int().nonnegative(),
+  source: z.string(),
+});
+export const SlotWritten = nodeEvent('SlotWritten', { ...onRollout, slot: Slot, digest: Digest });
+export const TrialBootArmed = nodeEvent('TrialBootArmed', { ...onRollout, slot: Slot });
+export const NodeRebooting = nodeEvent('NodeRebooting', { ...onRollout, slot: Slot });
+export const NodeBooted = nodeEvent('NodeBooted', {
+  ...onRollout,
+  slot: Slot,
+  version,
+  digest: Digest.optional(),
+  trial: z.boolean(),
+});
+export const HealthCheckPassed = nodeEvent('HealthCheckPassed', {
+  ...onRollout,
+  checks: z.array(z.string()),
+});
+export const HealthCheckFailed = nodeEvent('HealthCheckFailed', {
+  ...onRollout,
+  check: z.string(),
+  reason: z.string(),
+});
+export const UpgradeCommitted = nodeEvent('UpgradeCommitted', {
+  ...onRollout,
+  slot: Slot,
+  version,
+  digest: Digest.optional(),
+});
+export const NodeFellBack = nodeEvent('NodeFellBack', {
+  ...onRollout,
+  slot: Slot,
+  version,
+  digest: Digest.optional(),
+  reason: z.string(),
+});
+export const NodeRolledBack = nodeEvent('NodeRolledBack', {
+  ...onRollout,
+  slot: Slot,
+  version,
+  digest: Digest.optional(),
+});
+export const NodeModeChanged = nodeEvent('NodeModeChanged', {
+  mode: z.enum(['nats', 'p2p']),
+  reason: z.string(),
+});
+
+/** Every rollout event. */
+export const RolloutEvent = z.discriminatedUnion('type', [
+  RolloutStarted,
+  ImageBuilt,
+  ImagePublished,
+  TargetsResolved,
+  WaveStarted,
+  WaveGatePassed,
+  WaveGateFailed,
+  WaveApproved,
+  RolloutPaused,
+  RolloutResumed,
+  RolloutAborted,
+  NodeUpgradeFinished,
+  RolloutRolledBack,
+  RolloutCompleted,
+]);
+export type RolloutEvent = z.infer<typeof RolloutEvent>;
+
+/** Every node event. */
+export const NodeEvent = z.discriminatedUnion('type', [
+  NodeRegistered,
+  NodeHeartbeat,
+  UpgradeCommandAccepted,
+  UpgradeCommandRejected,
+  ArtifactFetched,
+  SlotWritten,
+  TrialBootArmed,
+  NodeRebooting,
+  NodeBooted,
+  HealthCheckPassed,
+  HealthCheckFailed,
+  UpgradeCommitted,
+  NodeFellBack,
+  NodeRolledBack,
+  NodeModeChanged,
+]);
+export type NodeEvent = z.infer<typeof NodeEvent>;
+
+/** Any domain event in SLOTFLOW_EVENTS. */
+export const DomainEvent = z.discriminatedUnion('type', [...RolloutEvent.options, ...NodeEvent.options]);
+export type DomainEvent = z.infer<typeof DomainEvent>;
+export type DomainEventType = DomainEvent['type'];
+/** The input shape of an event (before defaults are applied), as producers write it. */
+export type DomainEventInput = z.input<typeof DomainEvent>;
+
+/** Names of all event types, for help texts and validation. */
+export const EVENT_TYPES: readonly DomainEventType[] = DomainEvent.options.map((o) => o.shape.type.value);
+
+const NODE_EVENT_TYPES: ReadonlySet<string> = new Set(NodeEvent.options.map((o) => o.shape.type.value));
+
+/** True for events a node reports (published on the node's subject); the rest are rollout events. */
+export function isNodeEvent(event: DomainEvent): event is NodeEvent {
+  return NODE_EVENT_TYPES.has(event.type);
+}

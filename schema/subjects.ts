@@ -1,0 +1,51 @@
+import type { DomainEvent } from './events.ts';
+import { isNodeEvent } from './events.ts';
+
+/** Stream of every domain event; the source of truth for fleet and rollout state. */
+export const EVENTS_STREAM = 'SLOTFLOW_EVENTS';
+/** Stream of signed commands to nodes, one durable consumer per node. */
+export const COMMANDS_STREAM = 'SLOTFLOW_COMMANDS';
+/** KV bucket holding the materialised fleet and rollout projections. */
+export const PROJECTION_BUCKET = 'slotflow-projection';
+/** Object store bucket holding built slot images. */
+export const IMAGES_BUCKET = 'slotflow-images';
+
+export const EVENTS_SUBJECTS = 'slotflow.evt.>';
+export const COMMANDS_SUBJECTS = 'slotflow.cmd.*';
+
+/** Subject for an event about a rollout. */
+export function rolloutEventSubject(rolloutId: string, type: string): string {
+  return `slotflow.evt.rollout.${rolloutId}.${type}`;
+}
+
+/** Subject for an event a node reports. */
+export function nodeEventSubject(nodeId: string, type: string): string {
+  return `slotflow.evt.node.${nodeId}.${type}`;
+}
+
+/** The subject an event is published on. */
+export function eventSubject(event: DomainEvent): string {
+  return isNodeEvent(event)
+    ? nodeEventSubject(event.nodeId, event.type)
+    : rolloutEventSubject(event.rolloutId, event.type);
+}
+
+/** Filter subject for all events of one rollout (`*` for all rollouts). */
+export function rolloutEventsFilter(rolloutId = '*'): string {
+  return `slotflow.evt.rollout.${rolloutId}.>`;
+}
+
+/** Filter subject for all events of one node (`*` for all nodes). */
+export function nodeEventsFilter(nodeId = '*'): string {
+  return `slotflow.evt.node.${nodeId}.>`;
+}
+
+/** Subject a node's commands are published on. */
+export function commandSubject(nodeId: string): string {
+  return `slotflow.cmd.${nodeId}`;
+}
+
+/** Name of the durable consumer that delivers one node's commands. */
+export function commandConsumerName(nodeId: string): string {
+  return `node-${nodeId}`;
+}

@@ -1,0 +1,103 @@
+import { isRunningBinary } from './pids.ts';
+import { natsHealthUrl, natsUrl, probeJetStream, probeNatsHealthz } from './nats-server.ts';
+import { readRecord, type StackRecord } from './state.ts';
+import { probeHttp, probeTemporal, temporalAddress, temporalUiUrl } from './temporal-server.ts';
+
+/** The environment a client of this stack exports. */
+export interface StackEnv {
+  readonly TEMPORAL_ADDRESS: string;
+  readonly TEMPORAL_NAMESPACE: string;
+  readonly NATS_URL: string;
+}
+
+/** Health of the Temporal dev server: `healthy` when the namespace answers and the UI serves. */
+export interface TemporalStatus {
+  readonly address: string;
+  readonly namespace: string;
+  readonly ui: string;
+  readonly pid: number;
+  readonly healthy: boolean;
+  /** What failed, one entry per failed check; empty when healthy. */
+  readonly problems: string[];
+  readonly logFile: string;
+}
+
+/** Health of nats-server: `healthy` when healthz passes and a client reads JetStream info. */
+export interface NatsStatus {
+  readonly url: string;
+  readonly monitor: string;
+  readonly pid: number;
+  readonly healthy: boolean;
+  readonly problems: string[];
+  readonly logFile: string;
+}
+
+/** What `slotflow stack status --json` prints. */
+export type StackStatus =
+  | { readonly up: false; readonly dataDir: string }
+  | {
+      readonly up: true;
+      readonly dataDir: string;
+      readonly healthy: boolean;
+      readonly temporal: TemporalStatus;
+      readonly nats: NatsStatus;
+      readonly env: StackEnv;
+    };
+
+/** The environment variables that point clients at a recorded stack. */
+export function stackEnv(record: StackRecord): StackEnv {
+  return {
+    TEMPORAL_ADDRESS: temporalAddress(record.temporal),
+    TEMPORAL_NAMESPACE: record.temporal.namespace,
+    NATS_URL: natsUrl(record.nats),
+  };
+}
+
+async function check(problems: string[], what: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    problems.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+async function temporalStatus(record: StackRecord): Promise<TemporalStatus> {
+  const t = record.temporal;
+  const address = temporalAddress(t);
+  const ui = temporalUiUrl(t);
+  const problems: string[] = [];
+  if (!(await isRunningBinary(t.pid, t.binary))) {
+    problems.push(`process ${t.pid} (${t.binary}) is not running; see ${t.logFile}`);
+  } else {
+    await check(problems, `gRPC ${address} namespace ${t.namespace}`, () =>
+      probeTemporal(address, t.namespace),
+    );
+    await check(problems, `Web UI ${ui}`, () => probeHttp(ui));
+  }
+  const healthy = problems.length === 0;
+  return { address, namespace: t.namespace, ui, pid: t.pid, healthy, problems, logFile: t.logFile };
+}
+
+async function natsStatus(record: StackRecord): Promise<NatsStatus> {
+  const n = record.nats;
+  const url = natsUrl(n);
+  const monitor = natsHealthUrl(n, false);
+  const problems: string[] = [];
+  if (!(await isRunningBinary(n.pid, n.binary))) {
+    problems.push(`process ${n.pid} (${n.binary}) is not running; see ${n.logFile}`);
+  } else {
+    await check(problems, 'healthz', () => probeNatsHealthz(natsHealthUrl(n)));
+    await check(problems, `JetStream via ${url}`, () => probeJetStream(url));
+  }
+  const healthy = problems.length === 0;
+  return { url, monitor, pid: n.pid, healthy, problems, logFile: n.logFile };
+}
+
+/** Checks each server the stack record names: process, client protocol and (Temporal) the UI. */
+export async function stackStatus(dataDir: string): Promise<StackStatus> {
+  const record = await readRecord(dataDir);
+  if (!record) return { up: false, dataDir };
+  const [temporal, nats] = await Promise.all([temporalStatus(record), natsStatus(record)]);
+  const healthy = temporal.healthy && nats.healthy;
+  return { up: true, dataDir, healthy, temporal, nats, env: stackEnv(record) };
+}
