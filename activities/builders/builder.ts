@@ -1,0 +1,38 @@
+import type { Runner } from '../../runtime/runner.ts';
+
+/** What a builder is asked to make. */
+export interface BuildInput {
+  /** rootfs directory or Containerfile path. */
+  readonly source: string;
+  readonly version: string;
+  /** Directory where the builder writes its output file. */
+  readonly outDir: string;
+  readonly format: 'ext4' | 'squashfs';
+}
+
+/** A slot image on disk, ready to be hashed and published. */
+export interface BuildOutput {
+  readonly path: string;
+  readonly format: 'ext4' | 'squashfs';
+  /** Tool and version that made it, e.g. `mke2fs 1.47.0`. */
+  readonly builder: string;
+}
+
+/** One way to turn sources into a slot image; every builder passes the same compliance suite. */
+export interface ImageBuilder {
+  readonly name: string;
+  build(input: BuildInput): Promise<BuildOutput>;
+}
+
+/** A builder that cannot run here, or whose tool failed; says what to install or fix. */
+export class BuildError extends Error {
+  override name = 'BuildError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Side effects a builder needs, injected so tests can record commands. */
+export interface BuilderDeps {
+  readonly runner: Runner;
+}

@@ -1,0 +1,42 @@
+import type { KV } from '@nats-io/kv';
+import type { EventLog } from '../eventlog/index.ts';
+import { catchUp, loadProjection } from '../projection/index.ts';
+import { compareVersions, selectorMatches, type SelectorTerm } from '../schema/index.ts';
+
+/** A node chosen for a rollout and the version it runs now. */
+export interface Target {
+  nodeId: string;
+  version: string;
+}
+
+/** Activities that read the fleet projection. */
+export function createFleetActivities({ log, kv }: { log: EventLog; kv: KV }) {
+  return {
+    /**
+     * Nodes matching the selector, sorted by id; nodes already on the version, and older-than-
+     * target nodes' opposite (a downgrade) unless allowed, are listed as skipped with the reason.
+     */
+    async resolveTargets(input: {
+      selector: SelectorTerm[];
+      version: string;
+      allowDowngrade: boolean;
+    }): Promise<{ targets: Target[]; skipped: { nodeId: string; reason: string }[] }> {
+      const projection = await catchUp(await loadProjection(kv), log);
+      const targets: Target[] = [];
+      const skipped: { nodeId: string; reason: string }[] = [];
+      const nodes = [...projection.nodes.values()].sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+      for (const node of nodes) {
+        if (!selectorMatches(input.selector, node.labels)) continue;
+        const cmp = compareVersions(node.version, input.version);
+        if (cmp === 0) skipped.push({ nodeId: node.nodeId, reason: `already on ${input.version}` });
+        else if (cmp > 0 && !input.allowDowngrade) {
+          skipped.push({
+            nodeId: node.nodeId,
+            reason: `runs ${node.version}, newer than ${input.version} (allow downgrades to include it)`,
+          });
+        } else targets.push({ nodeId: node.nodeId, version: node.version });
+      }
+      return { targets, skipped };
+    },
+  };
+}

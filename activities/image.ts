@@ -1,0 +1,183 @@
+import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { ArtifactManifest, IMAGES_BUCKET, type ImageRequest, type ImageSource } from '../schema/index.ts';
+import type { Runner } from '../runtime/runner.ts';
+import { BuildError, type ImageBuilder } from './builders/builder.ts';
+import { createContainerfileBuilder } from './builders/containerfile.ts';
+import { DEFAULT_CHUNK_SIZE, manifestOf } from './builders/manifest.ts';
+import { pinOciReference } from './builders/oci.ts';
+import { createExt4Builder, createSquashfsBuilder } from './builders/rootfs.ts';
+
+// The pure-JS hash is ~4x slower than node:crypto for the object store's digest.
+setSha256Backend('native');
+
+/** Error types workflows must not retry: the input is wrong, not the weather. */
+export const ImageErrorType = {
+  buildFailed: 'BuildFailed',
+  digestMismatch: 'DigestMismatch',
+  notFound: 'ImageNotFound',
+} as const;
+
+/** A built image on this worker's disk; `hostTaskQueue` routes the publish step to this host. */
+export interface BuiltImage {
+  manifest: ArtifactManifest;
+  path: string;
+  builder: string;
+  hostTaskQueue: string;
+}
+
+export interface ImageActivityDeps {
+  nc: NatsConnection;
+  runner: Runner;
+  /** Where builds are written: `<home>/builds`. */
+  buildsDir: string;
+  hostTaskQueue: string;
+}
+
+async function openImages(nc: NatsConnection): Promise<ObjectStore> {
+  return new Objm(nc).create(IMAGES_BUCKET, { description: 'slotflow slot images, named by sha256 digest' });
+}
+
+async function sha256OfStream(stream: ReadableStream<Uint8Array>): Promise<{ digest: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const piece of stream as unknown as AsyncIterable<Uint8Array>) {
+    hash.update(piece);
+    size += piece.length;
+  }
+  return { digest: `sha256:${hash.digest('hex')}`, size };
+}
+
+function heartbeatWhile<T>(work: Promise<T>): Promise<T> {
+  const timer = setInterval(() => Context.current().heartbeat(), 5000);
+  return work.finally(() => clearInterval(timer));
+}
+
+/** Image activities: build from a rootfs or Containerfile, pin an OCI reference, publish and verify. */
+export function createImageActivities(deps: ImageActivityDeps) {
+  const builders: Record<'rootfs-ext4' | 'rootfs-squashfs' | 'containerfile', ImageBuilder> = {
+    'rootfs-ext4': createExt4Builder(deps),
+    'rootfs-squashfs': createSquashfsBuilder(deps),
+    containerfile: createContainerfileBuilder(deps),
+  };
+
+  return {
+    /** Builds a slot image and hashes it into a chunk manifest. */
+    async buildImage(input: {
+      buildId: string;
+      request: Extract<ImageRequest, { type: 'rootfs' | 'containerfile' }>;
+      version: string;
+      chunkSize?: number;
+    }): Promise<BuiltImage> {
+      const builder =
+        input.request.type === 'containerfile'
+          ? builders.containerfile
+          : input.request.format === 'squashfs'
+            ? builders['rootfs-squashfs']
+            : builders['rootfs-ext4'];
+      const outDir = join(deps.buildsDir, input.buildId);
+      await mkdir(outDir, { recursive: true });
+      try {
+        const out = await heartbeatWhile(
+          builder.build({
+            source: input.request.path,
+            version: input.version,
+            outDir,
+            format: input.request.type === 'rootfs' ? input.request.format : 'ext4',
+          }),
+        );
+        const manifest = await manifestOf(
+          out.path,
+          { format: out.format, version: input.version },
+          input.chunkSize ?? DEFAULT_CHUNK_SIZE,
+        );
+        return { manifest, path: out.path, builder: out.builder, hostTaskQueue: deps.hostTaskQueue };
+      } catch (err) {
+        if (err instanceof BuildError) {
+          throw ApplicationFailure.create({
+            type: ImageErrorType.buildFailed,
+            message: err.message,
+            nonRetryable: true,
+            cause: err,
+          });
+        }
+        throw err;
+      }
+    },
+
+    /** Checks an OCI reference is pinned by digest and describes it for the nodes. */
+    async pinOciImage(input: {
+      reference: string;
+      version: string;
+    }): Promise<Extract<ImageSource, { type: 'oci' }>> {
+      try {
+        const pinned = pinOciReference(input.reference);
+        return { type: 'oci', reference: pinned.reference, digest: pinned.digest, version: input.version };
+      } catch (err) {
+        throw ApplicationFailure.create({
+          type: ImageErrorType.buildFailed,
+          message: (err as Error).message,
+          nonRetryable: true,
+        });
+      }
+    },
+
+    /**
+     * Puts the image (named by its digest) and its manifest into the object store, then reads the
+     * image back and checks the digest, so nodes never get bytes the manifest does not describe.
+     */
+    async publishImage(input: {
+      path: string;
+      manifest: ArtifactManifest;
+    }): Promise<{ bucket: string; object: string; digest: string }> {
+      const os = await openImages(deps.nc);
+      const name = input.manifest.digest;
+      const existing = await os.info(name);
+      if (!existing || existing.deleted || existing.size !== input.manifest.size) {
+        const stream = Readable.toWeb(createReadStream(input.path)) as ReadableStream<Uint8Array>;
+        await heartbeatWhile(os.put({ name, description: `slot image ${input.manifest.version}` }, stream));
+      }
+      await os.putBlob(
+        { name: `manifest/${name}` },
+        new TextEncoder().encode(JSON.stringify(input.manifest)),
+      );
+      const read = await os.get(name);
+      if (!read)
+        throw ApplicationFailure.create({
+          type: ImageErrorType.notFound,
+          message: `object ${name} vanished after publish`,
+        });
+      const back = await heartbeatWhile(sha256OfStream(read.data));
+      if (back.digest !== input.manifest.digest || back.size !== input.manifest.size) {
+        await os.delete(name).catch(() => undefined);
+        throw ApplicationFailure.create({
+          type: ImageErrorType.digestMismatch,
+          message: `read back ${back.digest} (${back.size} bytes) from ${IMAGES_BUCKET}/${name}, expected ${input.manifest.digest} (${input.manifest.size} bytes)`,
+        });
+      }
+      await rm(input.path, { force: true });
+      return { bucket: IMAGES_BUCKET, object: name, digest: input.manifest.digest };
+    },
+
+    /** Finds the manifest of an image published earlier. */
+    async lookupPublishedImage(input: { digest: string }): Promise<ArtifactManifest> {
+      const os = await openImages(deps.nc);
+      const blob = await os.getBlob(`manifest/${input.digest}`);
+      if (!blob) {
+        throw ApplicationFailure.create({
+          type: ImageErrorType.notFound,
+          message: `no published image ${input.digest} in ${IMAGES_BUCKET}; build it with 'slotflow image build' first`,
+          nonRetryable: true,
+        });
+      }
+      return ArtifactManifest.parse(JSON.parse(new TextDecoder().decode(blob)));
+    },
+  };
+}

@@ -1,0 +1,36 @@
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { EventLog } from '../eventlog/index.ts';
+import type { Runner } from '../runtime/runner.ts';
+import type { SigningKey } from '../signing/index.ts';
+import { createCommandActivities } from './commands.ts';
+import { createEventActivities } from './events.ts';
+import { createFleetActivities } from './fleet.ts';
+import { createImageActivities } from './image.ts';
+
+/** What the activities need from the worker process. */
+export interface ActivityDeps {
+  nc: NatsConnection;
+  log: EventLog;
+  kv: KV;
+  key: SigningKey;
+  runner: Runner;
+  buildsDir: string;
+  hostTaskQueue: string;
+}
+
+/** Every activity the workflows call, bound to the worker's connections. */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createImageActivities(deps),
+    ...createEventActivities(deps),
+    ...createFleetActivities(deps),
+    ...createCommandActivities({ js: deps.log.js, key: deps.key }),
+  };
+}
+
+/** Activity signatures, imported by workflows as a type only. */
+export type Activities = ReturnType<typeof createActivities>;
+export type { BuiltImage } from './image.ts';
+export type { Target } from './fleet.ts';
+export type { CommandRequest } from './commands.ts';

@@ -1,0 +1,192 @@
+import { condition, proxyActivities, setHandler, log } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import type { Digest, ImageSource, NodeEvent, NodeOutcome } from '../schema/index.ts';
+import {
+  NODE_SIGNAL_TYPES,
+  commandIdFor,
+  nodeEventSignal,
+  nodeProgressQuery,
+  type NodeProgressView,
+} from './definitions.ts';
+import { COMMAND_TTL_SLACK_MS, QUICK_ACTIVITY } from './timeouts.ts';
+
+const { sendCommand, recordEvents } = proxyActivities<Activities>(QUICK_ACTIVITY);
+
+/** Per-phase time limits in ms. */
+export interface PhaseTimeouts {
+  accept: number;
+  write: number;
+  reboot: number;
+  health: number;
+}
+
+/** One node's step in a rollout: upgrade to the image, or (compensation) roll back. */
+export interface NodeUpgradeInput {
+  rolloutId: string;
+  nodeId: string;
+  wave: number;
+  kind: 'upgrade' | 'rollback';
+  image?: ImageSource;
+  manifestDigest?: Digest;
+  allowDowngrade?: boolean;
+  /** For a rollback: the version the node ran before the rollout. */
+  toVersion?: string;
+  timeouts: PhaseTimeouts;
+}
+
+export interface NodeUpgradeResult {
+  nodeId: string;
+  outcome: NodeOutcome | 'rolled-back';
+  detail?: string | undefined;
+  version?: string | undefined;
+}
+
+// How far a node got, in the order an upgrade goes. Terminal events end the wait.
+const RANK: Partial<Record<NodeEvent['type'], number>> = {
+  UpgradeCommandAccepted: 1,
+  ArtifactFetched: 2,
+  SlotWritten: 3,
+  TrialBootArmed: 4,
+  NodeRebooting: 5,
+  NodeBooted: 6,
+  HealthCheckPassed: 7,
+  HealthCheckFailed: 7,
+};
+
+/**
+ * Sends one signed command and follows the node through its phases, each under its own time
+ * limit. The node's events arrive as signals from the event bridge; duplicates (at-least-once
+ * delivery) are ignored by event id.
+ */
+export async function nodeUpgradeWorkflow(input: NodeUpgradeInput): Promise<NodeUpgradeResult> {
+  const commandId = commandIdFor(input.rolloutId, input.nodeId, input.kind);
+  const seen = new Set<string>();
+  const events: NodeEvent[] = [];
+  let rank = 0;
+  let terminal: NodeEvent | undefined;
+  let phase = 'sending command';
+
+  const onEvent = (event: NodeEvent) => {
+    if (seen.has(event.id) || !('commandId' in event) || event.commandId !== commandId) return;
+    seen.add(event.id);
+    events.push(event);
+    rank = Math.max(rank, RANK[event.type] ?? 0);
+    if (
+      ['UpgradeCommitted', 'NodeFellBack', 'UpgradeCommandRejected', 'NodeRolledBack'].includes(event.type)
+    ) {
+      terminal ??= event;
+    }
+  };
+  for (const type of NODE_SIGNAL_TYPES) setHandler(nodeEventSignal(type), onEvent);
+  setHandler(nodeProgressQuery, (): NodeProgressView => ({
+    nodeId: input.nodeId,
+    phase,
+    events: events.map((e) => e.type),
+    outcome: terminal?.type,
+  }));
+
+  const ttlMs = input.timeouts.accept + COMMAND_TTL_SLACK_MS;
+  const base = { commandId, nodeId: input.nodeId, rolloutId: input.rolloutId, ttlMs };
+  await sendCommand.executeWithOptions(
+    {
+      ...QUICK_ACTIVITY,
+      summary: `${input.kind === 'upgrade' ? 'Upgrade' : 'Rollback'} command to ${input.nodeId}`,
+    },
+    [
+      input.kind === 'upgrade'
+        ? {
+            ...base,
+            type: 'Upgrade',
+            image: input.image as ImageSource,
+            manifestDigest: input.manifestDigest as Digest,
+            allowDowngrade: input.allowDowngrade ?? false,
+          }
+        : { ...base, type: 'Rollback', ...(input.toVersion ? { toVersion: input.toVersion } : {}) },
+    ],
+  );
+
+  const phases: [string, number, number][] =
+    input.kind === 'upgrade'
+      ? [
+          ['waiting for the node to accept', 1, input.timeouts.accept],
+          ['fetching and writing the passive slot', 4, input.timeouts.write],
+          ['rebooting into the trial slot', 6, input.timeouts.reboot],
+          ['health checks', Number.POSITIVE_INFINITY, input.timeouts.health],
+        ]
+      : [
+          ['waiting for the node to accept', 1, input.timeouts.accept],
+          [
+            'rebooting into the previous slot',
+            Number.POSITIVE_INFINITY,
+            input.timeouts.reboot + input.timeouts.health,
+          ],
+        ];
+
+  let result: NodeUpgradeResult | undefined;
+  for (const [name, goal, timeout] of phases) {
+    phase = name;
+    const reached = await condition(() => terminal !== undefined || rank >= goal, timeout);
+    if (terminal) break;
+    if (!reached) {
+      result = {
+        nodeId: input.nodeId,
+        outcome: 'timed-out',
+        detail: `no progress within ${timeout} ms while ${name}`,
+      };
+      log.warn('node timed out', { nodeId: input.nodeId, phase: name });
+      if (rank === 0) {
+        // Never accepted: withdraw it, so a node that comes back late does not start alone.
+        await sendCommand({
+          commandId: commandIdFor(input.rolloutId, input.nodeId, 'cancel'),
+          nodeId: input.nodeId,
+          rolloutId: input.rolloutId,
+          ttlMs,
+          type: 'Cancel',
+        });
+      }
+      break;
+    }
+  }
+  if (!result) result = outcomeOf(input, terminal);
+  phase = result.outcome;
+
+  if (input.kind === 'upgrade') {
+    await recordEvents.executeWithOptions(
+      { ...QUICK_ACTIVITY, summary: `${input.nodeId}: ${result.outcome}` },
+      [
+        [
+          {
+            v: 1,
+            id: `${commandId}:finished`,
+            at: new Date().toISOString(),
+            type: 'NodeUpgradeFinished',
+            rolloutId: input.rolloutId,
+            nodeId: input.nodeId,
+            wave: input.wave,
+            outcome: result.outcome === 'rolled-back' ? 'failed' : result.outcome,
+            ...(result.detail ? { detail: result.detail } : {}),
+          },
+        ],
+      ],
+    );
+  }
+  return result;
+}
+
+function outcomeOf(input: NodeUpgradeInput, terminal: NodeEvent | undefined): NodeUpgradeResult {
+  const nodeId = input.nodeId;
+  switch (terminal?.type) {
+    case 'UpgradeCommitted':
+      return { nodeId, outcome: 'upgraded', version: terminal.version };
+    case 'NodeFellBack':
+      return { nodeId, outcome: 'fell-back', detail: terminal.reason, version: terminal.version };
+    case 'UpgradeCommandRejected':
+      return { nodeId, outcome: 'rejected', detail: `${terminal.reason}: ${terminal.message}` };
+    case 'NodeRolledBack':
+      return input.kind === 'rollback'
+        ? { nodeId, outcome: 'rolled-back', version: terminal.version }
+        : { nodeId, outcome: 'failed', detail: 'node rolled back during the upgrade' };
+    default:
+      return { nodeId, outcome: 'failed', detail: 'no result from the node' };
+  }
+}

@@ -1,0 +1,33 @@
+import type { ActivityOptions } from '@temporalio/common';
+
+// Named time limits for activities and children, so every wait in a workflow reads as a policy.
+
+/** Appending events and signing commands: quick, retried on transient NATS trouble. */
+export const QUICK_ACTIVITY: ActivityOptions = {
+  startToCloseTimeout: '30s',
+  retry: { maximumInterval: '10s' },
+};
+
+/** Building an image: long, heartbeating. */
+export const BUILD_ACTIVITY: ActivityOptions = {
+  startToCloseTimeout: '2h',
+  heartbeatTimeout: '1m',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['BuildFailed'] },
+};
+
+/** Publishing to the object store: as long as the upload, heartbeating. */
+export const PUBLISH_ACTIVITY: ActivityOptions = {
+  startToCloseTimeout: '1h',
+  heartbeatTimeout: '1m',
+  scheduleToStartTimeout: '10m',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['ImageNotFound'] },
+};
+
+/** How long a signed command stays valid after it is issued, beyond the node's accept timeout. */
+export const COMMAND_TTL_SLACK_MS = 60_000;
+
+/** A rollout continues as new well before Temporal's 10,240-event history warning. */
+export const HISTORY_EVENT_BUDGET = 8_000;
+
+/** Children in flight per rollout execution, at most (bounds the pending-child limit). */
+export const MAX_CHILDREN_IN_FLIGHT = 500;
