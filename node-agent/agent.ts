@@ -1,0 +1,222 @@
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Logger } from 'pino';
+import { ensureStreams } from '../eventlog/index.ts';
+import { connectNats } from '../runtime/nats.ts';
+import { execaRunner, type Runner } from '../runtime/runner.ts';
+import type { AgentConfig, ConnectionConfig, NodeEvent } from '../schema/index.ts';
+import { loadTrustedKeys, type TrustedKeys } from '../signing/index.ts';
+import { createArtifactSources } from './artifact/index.ts';
+import { createCommandInbox, type CommandInbox } from './command-inbox.ts';
+import { describeError } from './errors.ts';
+import { nodeEvent } from './events.ts';
+import { createExecutor } from './executor.ts';
+import { openJournal } from './journal.ts';
+import { lockDataDir } from './lock.ts';
+import { startMetricsServer } from './metrics.ts';
+import { createOutboxPublisher } from './outbox.ts';
+import { agentPaths } from './paths.ts';
+import { createCommandReboot } from './reboot/command.ts';
+import type { RebootDriver } from './reboot/reboot-driver.ts';
+import { createSimulateReboot } from './reboot/simulate.ts';
+import { bootedImage, createSlotDriver } from './slot-drivers/index.ts';
+
+/** The agent's own version, reported in NodeRegistered. */
+export const AGENT_VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+/** Fault injection for crash tests only: widen the windows between steps and chunk writes. */
+export interface Faults {
+  readonly stepDelayMs?: number;
+  readonly chunkDelayMs?: number;
+}
+
+export interface AgentOptions {
+  readonly config: AgentConfig;
+  readonly connection: ConnectionConfig;
+  readonly bootId: string;
+  readonly log: Logger;
+  readonly runner?: Runner;
+  readonly faults?: Faults;
+}
+
+/** A running agent. */
+export interface RunningAgent {
+  stop(): Promise<void>;
+}
+
+async function trustedKeysOf(dir: string | undefined, log: Logger): Promise<TrustedKeys> {
+  if (!dir) {
+    log.error('no trusted keys directory configured; every command will be refused (set --trusted-keys)');
+    return new Map();
+  }
+  try {
+    return await loadTrustedKeys(dir);
+  } catch (err) {
+    // Still start: a pending upgrade must finish (or fall back) even without keys.
+    log.error({ err: describeError(err) }, 'no trusted keys; every command will be refused');
+    return new Map();
+  }
+}
+
+/**
+ * The composition root: journal, slot and reboot drivers, executor, command inbox, outbox and
+ * metrics. The executor resumes the journal's operation at once, with or without NATS.
+ */
+export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
+  const { config, log } = o;
+  const runner = o.runner ?? execaRunner;
+  const paths = agentPaths(config.dataDir);
+  await mkdir(paths.dataDir, { recursive: true });
+  const release = await lockDataDir(paths.lock);
+  const journal = await openJournal(paths.journal);
+  const driver = createSlotDriver(config, paths, runner, async () => o.bootId, o.faults);
+  await driver.init(config.initialVersion);
+  const trustedKeys = await trustedKeysOf(config.trustedKeysDir, log);
+
+  let nc: NatsConnection | undefined;
+  const connected = connectNats(o.connection.nats, `slotflow-agent-${config.nodeId}`, {
+    waitOnFirstConnect: true,
+  });
+  const counts = { accepted: 0, rejected: 0 };
+  // Installs report their offset; the counter adds up every install since the agent started.
+  let bytesWritten = 0;
+  let installOffset = 0;
+  const onBytesWritten = (offset: number) => {
+    bytesWritten += offset >= installOffset ? offset - installOffset : offset;
+    installOffset = offset;
+  };
+
+  const heartbeat = async (): Promise<NodeEvent> => {
+    const status = await driver.status();
+    return nodeEvent(config.nodeId, 'NodeHeartbeat', {
+      ...bootedImage(status, config.initialVersion),
+      activeSlot: status.booted,
+      state: journal.data.state,
+    });
+  };
+  const outbox = createOutboxPublisher({
+    journal,
+    log: log.child({ name: 'agent:outbox' }),
+    heartbeatMs: config.heartbeatInterval,
+    heartbeat,
+  });
+
+  let inbox: CommandInbox | undefined;
+  let metrics: Server | undefined;
+  const beforeReboot = async () => {
+    // Let the control plane see NodeRebooting now; whatever is left goes out after the boot.
+    await outbox.flush(2_000);
+  };
+  const reboot: RebootDriver =
+    config.reboot === 'simulate'
+      ? createSimulateReboot(async () => {
+          await beforeReboot();
+          await nc?.close().catch(() => undefined);
+          await release();
+        })
+      : createCommandReboot({
+          runner,
+          argv: config.rebootCommand,
+          timeoutMs: config.rebootTimeout,
+          beforeReboot,
+        });
+
+  const executor = createExecutor({
+    nodeId: config.nodeId,
+    journal,
+    driver,
+    reboot,
+    runner,
+    paths,
+    config,
+    bootId: o.bootId,
+    sources: createArtifactSources(config.artifactSources, () => connected),
+    log: log.child({ name: 'agent:executor' }),
+    onBytesWritten,
+    ...(o.faults?.stepDelayMs ? { stepDelayMs: o.faults.stepDelayMs } : {}),
+  });
+
+  const shutdown = async (flushMs: number) => {
+    await executor.stop();
+    await outbox.flush(flushMs);
+    await outbox.stop();
+    // Closing the connection also ends the inbox's pending pull at once.
+    await nc?.close().catch(() => undefined);
+    await inbox?.stop();
+    metrics?.close();
+    await release();
+  };
+
+  const status = await driver.status();
+  await journal.commit((d) => {
+    d.outbox.push(
+      nodeEvent(config.nodeId, 'NodeRegistered', {
+        labels: config.labels,
+        ...bootedImage(status, config.initialVersion),
+        activeSlot: status.booted,
+        agentVersion: AGENT_VERSION,
+      }),
+    );
+  });
+  log.info(
+    { state: journal.data.state, slot: status.booted, trial: status.trial, bootId: o.bootId },
+    'agent started',
+  );
+  executor.start();
+
+  void connected.then(
+    async (conn) => {
+      nc = conn;
+      log.info({ server: conn.getServer() }, 'connected to NATS');
+      await ensureStreams(await jetstreamManager(conn)).catch((err) =>
+        log.warn({ err: describeError(err) }, 'cannot create the streams; expecting the control plane to'),
+      );
+      outbox.start(conn);
+      inbox = createCommandInbox({
+        nodeId: config.nodeId,
+        journal,
+        driver,
+        executor,
+        trustedKeys,
+        healthChecks: config.healthChecks.map((c) => c.name),
+        initialVersion: config.initialVersion,
+        log: log.child({ name: 'agent:commands' }),
+        count: (outcome) => counts[outcome]++,
+      });
+      inbox.start(conn);
+    },
+    (err) => log.error({ err: describeError(err) }, 'NATS connection failed'),
+  );
+
+  if (config.metricsListen) {
+    let current = {
+      slot: status.booted as string,
+      version: bootedImage(status, config.initialVersion).version,
+    };
+    journal.onCommit(() => {
+      void driver.status().then(
+        (s) => {
+          current = { slot: s.booted, version: bootedImage(s, config.initialVersion).version };
+        },
+        () => undefined,
+      );
+    });
+    metrics = await startMetricsServer(config.metricsListen, () => ({
+      nodeId: config.nodeId,
+      state: journal.data.state,
+      ...current,
+      bytesWritten,
+      outbox: journal.data.outbox.length,
+      commands: counts,
+      lastResult: journal.data.last,
+    }));
+    log.info({ listen: config.metricsListen }, 'metrics endpoint up');
+  }
+
+  return { stop: () => shutdown(2_000) };
+}

@@ -1,0 +1,253 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/nats-core';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { COMMANDS_STREAM, commandConsumerName, commandSubject, type NodeEvent } from '../schema/index.ts';
+import { verifyCommand, type NonceStore, type TrustedKeys, type Verification } from '../signing/index.ts';
+import { decide, type Decision } from './command-decision.ts';
+import { describeError } from './errors.ts';
+import { eventsFor, nodeEvent } from './events.ts';
+import type { Executor } from './executor.ts';
+import type { Journal } from './journal.ts';
+import type { SlotDriver } from './slot-drivers/driver.ts';
+import { Outcome, transition } from './transitions.ts';
+
+/** Tolerated clock difference between control plane and node (as signing/verify.ts). */
+const CLOCK_SKEW_MS = 60_000;
+
+export interface InboxDeps {
+  readonly nodeId: string;
+  readonly journal: Journal;
+  readonly driver: SlotDriver;
+  readonly executor: Executor;
+  readonly trustedKeys: TrustedKeys;
+  readonly healthChecks: readonly string[];
+  readonly initialVersion: string;
+  readonly log: Logger;
+  /** Counts handled commands (metrics). */
+  readonly count: (outcome: 'accepted' | 'rejected') => void;
+}
+
+/** Reads this node's durable consumer and turns each command into journal entries. */
+export interface CommandInbox {
+  start(nc: NatsConnection): void;
+  stop(): Promise<void>;
+  /** Handles one raw command (exported for the consumer loop and for tests). */
+  handle(data: string): Promise<void>;
+}
+
+/**
+ * How long a delivered command may stay unacknowledged before it is delivered again. Handling
+ * takes one journal commit, so a short wait costs nothing and an agent that died holding a
+ * command (power loss) gets it back a few seconds after it returns.
+ */
+const ACK_WAIT_MS = 5_000;
+
+/** Creates the node's durable pull consumer, or brings an existing one to this configuration. */
+async function ensureConsumer(nc: NatsConnection, nodeId: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const name = commandConsumerName(nodeId);
+  const config = {
+    filter_subject: commandSubject(nodeId),
+    ack_wait: nanos(ACK_WAIT_MS),
+    max_deliver: -1,
+    description: `signed commands for node ${nodeId}`,
+  };
+  try {
+    const info = await jsm.consumers.info(COMMANDS_STREAM, name);
+    if (info.config.ack_wait !== config.ack_wait || info.config.filter_subject !== config.filter_subject) {
+      await jsm.consumers.update(COMMANDS_STREAM, name, config);
+    }
+    return;
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+  }
+  try {
+    await jsm.consumers.add(COMMANDS_STREAM, {
+      ...config,
+      durable_name: name,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+    });
+  } catch (err) {
+    if (!/already (exists|in use)/i.test((err as Error).message)) throw err;
+  }
+}
+
+/**
+ * One command at a time: verify (signature, key, node, freshness, nonce), decide, commit the
+ * outcome (state, events, nonce) to the journal, and only then acknowledge the message, so a
+ * crash before the commit means the command is delivered again and nothing is lost.
+ */
+export function createCommandInbox(deps: InboxDeps): CommandInbox {
+  const { journal, log, nodeId } = deps;
+  let stopped = false;
+  let loop: Promise<void> | undefined;
+  // Nonces are committed together with the command's outcome; until then a redelivery is not a replay.
+  const nonces: NonceStore = { claim: async (nonce) => !(nonce in journal.data.nonces) };
+
+  async function apply(decision: Decision, v: Verification): Promise<void> {
+    const nonce = v.ok ? { [v.command.nonce]: Date.parse(v.command.expiresAt) + CLOCK_SKEW_MS } : {};
+    const record = (events: NodeEvent[], handled?: { commandId: string; final: NodeEvent }) =>
+      journal.commit((d) => {
+        Object.assign(d.nonces, nonce);
+        d.outbox.push(...events);
+        if (handled) d.handled.push(handled);
+      });
+    switch (decision.kind) {
+      case 'ack':
+        return;
+      case 'reemit':
+        log.info(
+          { commandId: 'commandId' in decision.event ? decision.event.commandId : undefined },
+          'command delivered again; re-sending its result',
+        );
+        await record([decision.event]);
+        return;
+      case 'reject': {
+        const c = decision.command;
+        const ids = c ? { rolloutId: c.rolloutId, commandId: c.commandId } : {};
+        const event = nodeEvent(nodeId, 'UpgradeCommandRejected', {
+          ...ids,
+          reason: decision.reason,
+          message: decision.message,
+        });
+        log.warn({ reason: decision.reason, message: decision.message, ...ids }, 'command refused');
+        deps.count('rejected');
+        await record([event], c ? { commandId: c.commandId, final: event } : undefined);
+        return;
+      }
+      case 'cancel': {
+        const event = nodeEvent(nodeId, 'UpgradeCommandAccepted', {
+          rolloutId: decision.command.rolloutId,
+          commandId: decision.command.commandId,
+          command: 'Cancel',
+        });
+        deps.count('accepted');
+        await journal.commit((d) => {
+          Object.assign(d.nonces, nonce);
+          d.outbox.push(event);
+          d.handled.push({ commandId: decision.command.commandId, final: event });
+          if (decision.cancels && d.op) d.op.cancelRequested = true;
+        });
+        if (decision.cancels) deps.executor.cancel();
+        return;
+      }
+      case 'already': {
+        const types =
+          decision.op.kind === 'upgrade'
+            ? (['UpgradeCommandAccepted', 'UpgradeCommitted'] as const)
+            : (['UpgradeCommandAccepted', 'NodeRolledBack'] as const);
+        const events = eventsFor(types, {
+          nodeId,
+          op: decision.op,
+          status: await deps.driver.status(),
+          initialVersion: deps.initialVersion,
+          detail: {},
+        });
+        deps.count('accepted');
+        await record(events, { commandId: decision.op.command.commandId, final: events.at(-1)! });
+        return;
+      }
+      case 'start': {
+        const tr = transition(
+          'idle',
+          decision.op.kind === 'upgrade' ? Outcome.upgradeAccepted : Outcome.rollbackAccepted,
+        );
+        const events = eventsFor(tr.emit, {
+          nodeId,
+          op: decision.op,
+          initialVersion: deps.initialVersion,
+          detail: {},
+        });
+        deps.count('accepted');
+        await journal.commit((d) => {
+          Object.assign(d.nonces, nonce);
+          d.outbox.push(...events);
+          d.state = tr.next;
+          d.stateSince = new Date().toISOString();
+          d.op = decision.op;
+        });
+        log.info(
+          { commandId: decision.op.command.commandId, kind: decision.op.kind, to: decision.op.toVersion },
+          'command accepted',
+        );
+        deps.executor.wake();
+        return;
+      }
+    }
+  }
+
+  async function handle(data: string): Promise<void> {
+    let raw: unknown;
+    let v: Verification;
+    try {
+      raw = JSON.parse(data);
+      v = await verifyCommand(raw, {
+        trustedKeys: deps.trustedKeys,
+        nodeId,
+        nonces,
+        clockSkewMs: CLOCK_SKEW_MS,
+      });
+    } catch (err) {
+      v = { ok: false, reason: 'malformed', message: `malformed command: not JSON (${describeError(err)})` };
+    }
+    const decision = await decide(v, {
+      journal: journal.data,
+      status: () => deps.driver.status(),
+      accepts: deps.driver.accepts,
+      healthChecks: deps.healthChecks,
+      initialVersion: deps.initialVersion,
+      now: new Date(),
+    });
+    await apply(decision, v);
+  }
+
+  async function consume(nc: NatsConnection): Promise<void> {
+    const js = jetstream(nc);
+    while (!stopped) {
+      try {
+        await ensureConsumer(nc, nodeId);
+        const consumer = await js.consumers.get(COMMANDS_STREAM, commandConsumerName(nodeId));
+        while (!stopped) {
+          const m: JsMsg | null = await consumer.next({ expires: 5_000 });
+          if (!m) continue;
+          try {
+            await handle(m.string());
+          } catch (err) {
+            // Not recorded, so not acknowledged: it comes back once the cause (disk, driver) is gone.
+            log.error({ err: describeError(err) }, 'cannot handle a command; it will be delivered again');
+            m.nak(5_000);
+            continue;
+          }
+          await m
+            .ackAck()
+            .catch((err) => log.warn({ err: describeError(err) }, 'ack failed; the command will come again'));
+        }
+      } catch (err) {
+        if (stopped) return;
+        log.warn({ err: describeError(err) }, 'command consumer interrupted; retrying');
+        await sleep(1_000);
+      }
+    }
+  }
+
+  return {
+    handle,
+    start(nc) {
+      loop ??= consume(nc);
+    },
+    async stop() {
+      stopped = true;
+      await Promise.race([loop, sleep(6_000)]);
+    },
+  };
+}

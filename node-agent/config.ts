@@ -1,0 +1,163 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { AgentConfig, SchemaError, parseWith, type AgentConfigInput } from '../schema/index.ts';
+
+/** Environment variables the agent reads (flags win over them, they win over the file). */
+export const AGENT_ENV = {
+  config: 'SLOTFLOW_AGENT_CONFIG',
+  nodeId: 'SLOTFLOW_NODE_ID',
+  dataDir: 'SLOTFLOW_DATA_DIR',
+  labels: 'SLOTFLOW_LABELS',
+  slotDriver: 'SLOTFLOW_SLOT_DRIVER',
+  reboot: 'SLOTFLOW_REBOOT',
+  trustedKeysDir: 'SLOTFLOW_TRUSTED_KEYS',
+  metricsListen: 'SLOTFLOW_METRICS_LISTEN',
+  initialVersion: 'SLOTFLOW_INITIAL_VERSION',
+  heartbeatInterval: 'SLOTFLOW_HEARTBEAT_INTERVAL',
+  p2pListen: 'SLOTFLOW_P2P_LISTEN',
+  bootstrap: 'SLOTFLOW_BOOTSTRAP',
+} as const;
+
+const REQUIRED_HINT = {
+  nodeId: `--node-id, ${AGENT_ENV.nodeId} or nodeId in the --config file`,
+  dataDir: `--data-dir, ${AGENT_ENV.dataDir} or dataDir in the --config file`,
+} as const;
+
+/** `slotflow agent` flags, as parsed (all optional; the schema says what is required). */
+export interface AgentFlags {
+  readonly config?: string | undefined;
+  readonly nodeId?: string | undefined;
+  readonly dataDir?: string | undefined;
+  readonly labels?: string | undefined;
+  readonly slotDriver?: string | undefined;
+  readonly reboot?: string | undefined;
+  readonly rebootCommand?: string | undefined;
+  readonly p2pListen?: string | undefined;
+  readonly bootstrap?: string | undefined;
+  readonly trustedKeys?: string | undefined;
+  readonly healthCheck?: readonly string[] | undefined;
+  readonly metricsListen?: string | undefined;
+  readonly initialVersion?: string | undefined;
+  readonly heartbeatInterval?: string | undefined;
+  readonly artifactDir?: readonly string[] | undefined;
+  readonly artifactUrl?: readonly string[] | undefined;
+}
+
+/** The configuration file could not be read or parsed. */
+export class AgentConfigError extends Error {
+  override name = 'AgentConfigError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+const list = (text: string | undefined) =>
+  text
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** `name=argv…` from --health-check, split on whitespace (no shell). */
+function healthCheckFlag(text: string): { name: string; command: string[] } | string {
+  const eq = text.indexOf('=');
+  const command = text
+    .slice(eq + 1)
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean);
+  if (eq <= 0 || command.length === 0) return text;
+  return { name: text.slice(0, eq).trim(), command };
+}
+
+async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new AgentConfigError(`cannot read the agent configuration ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    throw new AgentConfigError(`${file} is not YAML or JSON: ${(err as Error).message}`, { cause: err });
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new AgentConfigError(`${file}: expected a mapping of settings such as nodeId: edge-1`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * The agent's configuration from an optional file (YAML or JSON, the AgentConfig fields), the
+ * environment and the flags, later ones winning field by field; validated by AgentConfig. The
+ * trusted keys default to `<home>/keys`, where `slotflow keys init` puts the public key.
+ */
+export async function loadAgentConfig(input: {
+  flags: AgentFlags;
+  env: NodeJS.ProcessEnv;
+  home: string;
+}): Promise<AgentConfig> {
+  const { flags, env } = input;
+  const file = flags.config ?? env[AGENT_ENV.config];
+  const fromFile = file ? await readConfigFile(file) : {};
+  const fromEnv = defined({
+    nodeId: env[AGENT_ENV.nodeId],
+    dataDir: env[AGENT_ENV.dataDir],
+    labels: env[AGENT_ENV.labels],
+    slotDriver: env[AGENT_ENV.slotDriver],
+    reboot: env[AGENT_ENV.reboot],
+    trustedKeysDir: env[AGENT_ENV.trustedKeysDir],
+    metricsListen: env[AGENT_ENV.metricsListen],
+    initialVersion: env[AGENT_ENV.initialVersion],
+    heartbeatInterval: env[AGENT_ENV.heartbeatInterval],
+  });
+  const checks = flags.healthCheck?.map(healthCheckFlag);
+  const badCheck = checks?.find((c) => typeof c === 'string');
+  if (badCheck !== undefined) {
+    throw new SchemaError('agent configuration', [
+      `--health-check: expected name=command args, e.g. api-up=curl -fsS http://127.0.0.1/healthz, got ${JSON.stringify(badCheck)}`,
+    ]);
+  }
+  const sources = [
+    ...(flags.artifactDir ?? []).map((path) => ({ type: 'dir', path })),
+    ...(flags.artifactUrl ?? []).map((url) => ({ type: 'http', url })),
+  ];
+  const fromFlags = defined({
+    nodeId: flags.nodeId,
+    dataDir: flags.dataDir,
+    labels: flags.labels,
+    slotDriver: flags.slotDriver,
+    reboot: flags.reboot,
+    rebootCommand: flags.rebootCommand?.split(/\s+/).filter(Boolean),
+    trustedKeysDir: flags.trustedKeys,
+    metricsListen: flags.metricsListen,
+    initialVersion: flags.initialVersion,
+    heartbeatInterval: flags.heartbeatInterval,
+    healthChecks: checks,
+    // Extra sources come after NATS (or the file's list): the control plane stays the first choice.
+    artifactSources:
+      sources.length > 0
+        ? [...((fromFile['artifactSources'] as unknown[]) ?? [{ type: 'nats' }]), ...sources]
+        : undefined,
+  });
+  const p2p = {
+    ...((fromFile['p2p'] as object | undefined) ?? {}),
+    ...defined({ listen: list(env[AGENT_ENV.p2pListen]), bootstrap: list(env[AGENT_ENV.bootstrap]) }),
+    ...defined({ listen: list(flags.p2pListen), bootstrap: list(flags.bootstrap) }),
+  };
+  const merged = { ...fromFile, ...fromEnv, ...fromFlags, p2p } as AgentConfigInput;
+  merged.trustedKeysDir ??= join(input.home, 'keys');
+  const missing = (['nodeId', 'dataDir'] as const)
+    .filter((field) => merged[field] === undefined)
+    .map((field) => `${field}: required; give ${REQUIRED_HINT[field]}`);
+  if (missing.length > 0) throw new SchemaError('agent configuration', missing);
+  return parseWith(AgentConfig, merged, 'agent configuration');
+}

@@ -1,0 +1,159 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execaRunner, type Runner } from '../../runtime/runner.ts';
+import { loadAgentConfig } from '../../node-agent/config.ts';
+import { RebootError } from '../../node-agent/errors.ts';
+import { checkBootedExpected, runHealthChecks } from '../../node-agent/health/health-checks.ts';
+import { renderMetrics } from '../../node-agent/metrics.ts';
+import { createCommandReboot } from '../../node-agent/reboot/command.ts';
+import type { SlotStatus } from '../../node-agent/slot-drivers/index.ts';
+import { scratchDir } from './scratch.ts';
+
+const onB: SlotStatus = {
+  booted: 'b',
+  primary: 'a',
+  trial: true,
+  slots: { a: { version: '1.0.0' }, b: { version: '2.0.0' } },
+};
+
+test('health checks - the built-in check wants the expected slot and version', () => {
+  assert.deepEqual(checkBootedExpected(onB, { slot: 'b', version: '2.0.0' }, '0'), {
+    ok: true,
+    checks: ['booted-expected-slot'],
+  });
+  assert.match(
+    (checkBootedExpected({ ...onB, booted: 'a' }, { slot: 'b', version: '2.0.0' }, '0') as { reason: string })
+      .reason,
+    /booted slot a, expected the trial slot b/,
+  );
+  assert.match(
+    (checkBootedExpected(onB, { slot: 'b', version: '2.1.0' }, '0') as { reason: string }).reason,
+    /runs version 2.0.0, expected 2.1.0/,
+  );
+});
+
+test('health checks - configured commands run in order with their time limit; the first failure stops', async () => {
+  const checks = [
+    {
+      name: 'env',
+      command: ['sh', '-c', 'test "$SLOTFLOW_SLOT" = b && test "$SLOTFLOW_VERSION" = 2.0.0'],
+      timeout: 5_000,
+    },
+    { name: 'slow', command: ['sleep', '5'], timeout: 300 },
+    { name: 'never', command: ['false'], timeout: 5_000 },
+  ];
+  const result = await runHealthChecks({
+    runner: execaRunner,
+    checks,
+    status: onB,
+    expected: { slot: 'b', version: '2.0.0' },
+    initialVersion: '0',
+  });
+  assert.deepEqual(result, { ok: false, check: 'slow', reason: 'sleep did not finish within 300 ms' });
+  const ok = await runHealthChecks({
+    runner: execaRunner,
+    checks: checks.slice(0, 1),
+    status: onB,
+    expected: { slot: 'b', version: '2.0.0' },
+    initialVersion: '0',
+  });
+  assert.deepEqual(ok, { ok: true, checks: ['booted-expected-slot', 'env'] });
+});
+
+test('command reboot - runs the command; a failing command or a machine still up afterwards is a RebootError', async () => {
+  const calls: string[][] = [];
+  const runner = (ok: boolean): Runner => ({
+    async run(file, args) {
+      calls.push([file, ...args]);
+      return ok
+        ? { ok, stdout: '', stderr: '' }
+        : { ok, stdout: '', stderr: '', failure: 'systemctl exited with code 1: access denied' };
+    },
+  });
+  await assert.rejects(
+    createCommandReboot({ runner: runner(false), argv: ['systemctl', 'reboot'], timeoutMs: 10 }).reboot(),
+    (err: Error) => err instanceof RebootError && /access denied/.test(err.message),
+  );
+  await assert.rejects(
+    createCommandReboot({ runner: runner(true), argv: ['systemctl', 'reboot'], timeoutMs: 10 }).reboot(),
+    (err: Error) => err instanceof RebootError && /still runs/.test(err.message),
+  );
+  assert.deepEqual(calls, [
+    ['systemctl', 'reboot'],
+    ['systemctl', 'reboot'],
+  ]);
+});
+
+test('metrics - the Prometheus text names the state, bytes written and last result', () => {
+  const text = renderMetrics({
+    nodeId: 'n-1',
+    state: 'writing',
+    version: '1.0.0',
+    slot: 'a',
+    bytesWritten: 4096,
+    outbox: 2,
+    commands: { accepted: 3, rejected: 1 },
+    lastResult: { result: 'fell-back', at: '2026-11-22T10:00:00.000Z' },
+  });
+  assert.match(text, /^slotflow_agent_state\{state="writing"\} 1$/m);
+  assert.match(text, /^slotflow_agent_state\{state="idle"\} 0$/m);
+  assert.match(text, /^slotflow_agent_bytes_written_total 4096$/m);
+  assert.match(text, /^slotflow_agent_last_result\{result="fell-back"\} 1$/m);
+  assert.match(text, /^slotflow_agent_commands_total\{outcome="rejected"\} 1$/m);
+  assert.match(text, /^# TYPE slotflow_agent_bytes_written_total counter$/m);
+});
+
+test('agent config - flags win over the environment, which wins over the file', async () => {
+  const dir = await scratchDir('slotflow-agent-config-');
+  const file = join(dir, 'agent.yaml');
+  await writeFile(
+    file,
+    'nodeId: from-file\ndataDir: /var/lib/slotflow\nlabels: site=file\nheartbeatInterval: 30s\np2p:\n  mdns: true\n',
+  );
+  const config = await loadAgentConfig({
+    flags: {
+      config: file,
+      labels: 'site=flag,role=edge',
+      healthCheck: ['api=curl -fsS http://127.0.0.1/healthz'],
+      artifactDir: ['/media/usb'],
+      bootstrap: 'a:1,b:2',
+    },
+    env: { SLOTFLOW_NODE_ID: 'from-env', SLOTFLOW_LABELS: 'site=env' },
+    home: '/home/op/.slotflow',
+  });
+  assert.equal(config.nodeId, 'from-env');
+  assert.equal(config.dataDir, '/var/lib/slotflow');
+  assert.deepEqual(config.labels, { site: 'flag', role: 'edge' });
+  assert.equal(config.heartbeatInterval, 30_000);
+  assert.deepEqual(config.healthChecks, [
+    { name: 'api', command: ['curl', '-fsS', 'http://127.0.0.1/healthz'], timeout: 30_000 },
+  ]);
+  assert.deepEqual(config.artifactSources, [
+    { type: 'nats', bucket: 'slotflow-images' },
+    { type: 'dir', path: '/media/usb' },
+  ]);
+  assert.deepEqual(config.p2p.bootstrap, ['a:1', 'b:2']);
+  assert.equal(config.p2p.mdns, true);
+  assert.equal(config.trustedKeysDir, '/home/op/.slotflow/keys');
+});
+
+test('agent config - a missing node id or a bad value names the field and how to give it', async () => {
+  await assert.rejects(
+    loadAgentConfig({ flags: { dataDir: '/x' }, env: {}, home: '/h' }),
+    /nodeId: .*--node-id/,
+  );
+  await assert.rejects(
+    loadAgentConfig({ flags: { nodeId: 'n', dataDir: '/x', slotDriver: 'floppy' }, env: {}, home: '/h' }),
+    /slotDriver/,
+  );
+  await assert.rejects(
+    loadAgentConfig({
+      flags: { nodeId: 'n', dataDir: '/x', healthCheck: ['nocommand'] },
+      env: {},
+      home: '/h',
+    }),
+    /--health-check: expected name=command/,
+  );
+});

@@ -1,0 +1,234 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { manifestOf } from '../../activities/builders/manifest.ts';
+import { execaRunner } from '../../runtime/runner.ts';
+import type { Digest } from '../../schema/index.ts';
+import { ArtifactInvalidError, SlotDriverError, SlotInUseError } from '../../node-agent/errors.ts';
+import { agentPaths } from '../../node-agent/paths.ts';
+import { bootFromFile, createSlotDriver, type SlotDriver } from '../../node-agent/slot-drivers/index.ts';
+import { AgentConfig } from '../../schema/index.ts';
+import { createFakeTools, type FakeTools } from './fakes/fake-tools.ts';
+import { seededBytes } from './harness.ts';
+import { slotDriverCompliance, type DriverHarness } from './slot-driver-compliance.ts';
+
+async function imageFile(dir: string, version: string, seed = 1) {
+  const path = join(dir, `${version}.img`);
+  await writeFile(path, seededBytes(seed, 40 * 1024));
+  const manifest = await manifestOf(path, { format: 'raw', version }, 8 * 1024);
+  return { path, manifest };
+}
+
+function driverFor(
+  kind: 'file' | 'kairos' | 'rauc',
+  dataDir: string,
+  fakes?: FakeTools,
+  timeout = '20s',
+): SlotDriver {
+  const config = AgentConfig.parse({
+    nodeId: 'n',
+    dataDir,
+    slotDriver: kind,
+    tools: fakes
+      ? {
+          kairosAgent: fakes.bin.kairosAgent,
+          grubEditenv: fakes.bin.grubEditenv,
+          grubenv: fakes.grubenv,
+          rauc: fakes.bin.rauc,
+          timeout,
+        }
+      : {},
+  });
+  return createSlotDriver(config, agentPaths(dataDir), execaRunner, async () =>
+    fakes ? fakes.bootId() : 'boot-0',
+  );
+}
+
+slotDriverCompliance('file', async (): Promise<DriverHarness> => {
+  const dir = await mkdtemp(join(tmpdir(), 'slotflow-file-driver-'));
+  const driver = driverFor('file', join(dir, 'data'));
+  return {
+    driver,
+    reboot: async () => void (await bootFromFile(agentPaths(join(dir, 'data')).slots)),
+    async image(version) {
+      const { path, manifest } = await imageFile(dir, version);
+      return { source: { type: 'file', path, manifest }, digest: manifest.digest as Digest };
+    },
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+slotDriverCompliance('kairos', async (): Promise<DriverHarness> => {
+  const fakes = await createFakeTools();
+  const driver = driverFor('kairos', join(fakes.dir, 'data'), fakes);
+  return {
+    driver,
+    reboot: () => fakes.rebootKairos(),
+    async image(version) {
+      const digest = `sha256:${version.replace(/\D/g, '').padEnd(64, '0')}` as Digest;
+      return { source: { type: 'oci', reference: `registry.test/os:${version}`, digest }, digest };
+    },
+    cleanup: () => fakes.cleanup(),
+  };
+});
+
+slotDriverCompliance('rauc', async (): Promise<DriverHarness> => {
+  const fakes = await createFakeTools();
+  const driver = driverFor('rauc', join(fakes.dir, 'data'), fakes);
+  return {
+    driver,
+    reboot: () => fakes.rebootRauc(),
+    async image(version) {
+      const { path, manifest } = await imageFile(fakes.dir, version);
+      return { source: { type: 'file', path, manifest }, digest: manifest.digest as Digest };
+    },
+    cleanup: () => fakes.cleanup(),
+  };
+});
+
+test('kairos slot driver - runs kairos-agent and grub2-editenv in order for an upgrade, commit and rollback', async () => {
+  const fakes = await createFakeTools();
+  try {
+    const driver = driverFor('kairos', join(fakes.dir, 'data'), fakes);
+    await driver.init('1.0.0');
+    await fakes.clearCalls();
+    const digest = `sha256:${'ab'.repeat(32)}` as Digest;
+    await driver.install(
+      'b',
+      { type: 'oci', reference: 'quay.io/kairos/os:2.0.0', digest },
+      { version: '2.0.0', digest },
+    );
+    await driver.armTrialBoot('b');
+    await fakes.rebootKairos();
+    await driver.markGood('b');
+    await driver.activate('a');
+    const changes = (await fakes.calls()).filter(
+      (c) => c[1] === 'upgrade' || (c[0] === 'grub2-editenv' && c[2] !== 'list'),
+    );
+    assert.deepEqual(changes, [
+      ['kairos-agent', 'upgrade', '--source', `oci:quay.io/kairos/os:2.0.0@${digest}`],
+      ['grub2-editenv', fakes.grubenv, 'set', 'saved_entry=fallback'],
+      ['grub2-editenv', fakes.grubenv, 'set', 'next_entry=cos'],
+      ['grub2-editenv', fakes.grubenv, 'set', 'saved_entry=cos'],
+      ['grub2-editenv', fakes.grubenv, 'unset', 'next_entry'],
+      ['grub2-editenv', fakes.grubenv, 'set', 'saved_entry=fallback'],
+    ]);
+  } finally {
+    await fakes.cleanup();
+  }
+});
+
+test('kairos slot driver - refuses an upgrade while booted from the passive entry (it would overwrite the running system)', async () => {
+  const fakes = await createFakeTools();
+  try {
+    const driver = driverFor('kairos', join(fakes.dir, 'data'), fakes);
+    await driver.init('1.0.0');
+    const digest = `sha256:${'cd'.repeat(32)}` as Digest;
+    await driver.install('b', { type: 'oci', reference: 'r/os:2.0.0', digest }, { version: '2.0.0', digest });
+    await driver.markGood('a');
+    await driver.activate('b');
+    await fakes.rebootKairos(); // now on b = cos
+    await driver.activate('a');
+    await fakes.rebootKairos(); // now on a = fallback (passive)
+    assert.equal((await driver.status()).booted, 'a');
+    await fakes.clearCalls();
+    await assert.rejects(
+      driver.install('b', { type: 'oci', reference: 'r/os:3.0.0', digest }, { version: '3.0.0', digest }),
+      (err: Error) => err instanceof SlotInUseError && /passive entry/.test(err.message),
+    );
+    assert.ok(!(await fakes.calls()).some((c) => c[1] === 'upgrade'), 'kairos-agent upgrade never ran');
+  } finally {
+    await fakes.cleanup();
+  }
+});
+
+test('rauc slot driver - runs rauc install, mark-active, mark-good and mark-bad in order', async () => {
+  const fakes = await createFakeTools();
+  try {
+    const driver = driverFor('rauc', join(fakes.dir, 'data'), fakes);
+    await driver.init('1.0.0');
+    const { path, manifest } = await imageFile(fakes.dir, '2.0.0');
+    await fakes.clearCalls();
+    await driver.install(
+      'b',
+      { type: 'file', path, manifest },
+      { version: '2.0.0', digest: manifest.digest as Digest },
+    );
+    await driver.armTrialBoot('b');
+    await fakes.rebootRauc();
+    await driver.markBad('b');
+    await driver.activate('a');
+    const changes = (await fakes.calls()).filter((c) => !c.includes('--output-format=json'));
+    assert.deepEqual(changes, [
+      ['rauc', 'install', path],
+      ['rauc', 'status', 'mark-active', 'booted'],
+      ['rauc', 'status', 'mark-active', 'rootfs.1'],
+      ['rauc', 'status', 'mark-bad', 'rootfs.1'],
+      ['rauc', 'status', 'mark-active', 'rootfs.0'],
+    ]);
+  } finally {
+    await fakes.cleanup();
+  }
+});
+
+for (const kind of ['kairos', 'rauc'] as const) {
+  test(`${kind} slot driver - a failing tool is a SlotDriverError with its output, a hanging one times out`, async () => {
+    const fakes = await createFakeTools();
+    try {
+      const driver = driverFor(kind, join(fakes.dir, 'data'), fakes, '1500ms');
+      await driver.init('1.0.0');
+      const word = kind === 'kairos' ? 'upgrade' : 'install';
+      const { path, manifest } = await imageFile(fakes.dir, '2.0.0');
+      const digest = manifest.digest as Digest;
+      const source =
+        kind === 'kairos'
+          ? ({ type: 'oci', reference: 'r/os:2.0.0', digest } as const)
+          : ({ type: 'file', path, manifest } as const);
+      await fakes.failOn(word);
+      await assert.rejects(
+        driver.install('b', source, { version: '2.0.0', digest }),
+        (err: Error) =>
+          err instanceof SlotDriverError &&
+          /exited with code 1/.test(err.message) &&
+          /simulated failure/.test(err.message),
+      );
+      await fakes.clearFaults();
+      await fakes.hangOn(word);
+      const started = Date.now();
+      await assert.rejects(
+        driver.install('b', source, { version: '2.0.0', digest }),
+        (err: Error) => err instanceof SlotDriverError && /did not finish within 1500 ms/.test(err.message),
+      );
+      assert.ok(Date.now() - started < 10_000);
+      await fakes.clearFaults();
+      assert.equal((await driver.status()).slots.b, undefined, 'a failed install leaves no image recorded');
+    } finally {
+      await fakes.cleanup();
+    }
+  });
+}
+
+test('file slot driver - a corrupted image is refused chunk by chunk; the slot stays empty and no temp file is left', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'slotflow-file-driver-'));
+  try {
+    const driver = driverFor('file', join(dir, 'data'));
+    await driver.init('1.0.0');
+    const { path, manifest } = await imageFile(dir, '2.0.0');
+    const bytes = seededBytes(1, 40 * 1024);
+    bytes[20_000] = bytes[20_000]! ^ 1;
+    await writeFile(path, bytes);
+    await assert.rejects(
+      driver.install(
+        'b',
+        { type: 'file', path, manifest },
+        { version: '2.0.0', digest: manifest.digest as Digest },
+      ),
+      (err: Error) => err instanceof ArtifactInvalidError && /chunk 2 /.test(err.message),
+    );
+    assert.deepEqual((await readdir(join(dir, 'data', 'slots'))).sort(), ['a.json', 'boot-state.json']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
