@@ -1,0 +1,101 @@
+import { openEventLog, type LoggedEvent } from '../../eventlog/index.ts';
+import { isValidId, nodeEventsFilter, rolloutEventsFilter, type DomainEvent } from '../../schema/index.ts';
+import { parseFlags, type Command } from '../command.ts';
+import { cliConfig, withNats } from '../context.ts';
+import { UsageError } from '../usage-error.ts';
+
+const usage = 'slotflow events [--follow] [--rollout ID] [--node ID] [--from SEQ] [--json]';
+
+function checkId(flag: string, value: string | undefined): string | undefined {
+  if (value !== undefined && !isValidId(value)) {
+    throw new UsageError(`--${flag}: expected an id of letters, digits, '-' or '_', got '${value}'`);
+  }
+  return value;
+}
+
+/** Subject filters that cover the request; the rest is matched on the decoded event. */
+export function eventFilters(rolloutId?: string, nodeId?: string): string[] {
+  if (rolloutId && nodeId)
+    return [nodeEventsFilter(nodeId), `slotflow.evt.rollout.${rolloutId}.NodeUpgradeFinished`];
+  if (rolloutId) return [rolloutEventsFilter(rolloutId), nodeEventsFilter()];
+  if (nodeId) return [nodeEventsFilter(nodeId), `slotflow.evt.rollout.*.NodeUpgradeFinished`];
+  return ['slotflow.evt.>'];
+}
+
+/** True when the event concerns the requested rollout and node. */
+export function eventMatches(event: DomainEvent, rolloutId?: string, nodeId?: string): boolean {
+  if (rolloutId && ('rolloutId' in event ? event.rolloutId : undefined) !== rolloutId) return false;
+  if (nodeId && ('nodeId' in event ? event.nodeId : undefined) !== nodeId) return false;
+  return true;
+}
+
+const SKIP = new Set(['v', 'id', 'at', 'type', 'rolloutId', 'nodeId', 'spec', 'manifest', 'commandId']);
+
+/** One human-readable line per event. */
+export function formatEvent({ seq, event }: LoggedEvent): string {
+  const about = [
+    'rolloutId' in event && event.rolloutId ? `rollout=${event.rolloutId}` : '',
+    'nodeId' in event ? `node=${event.nodeId}` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
+  const details = Object.entries(event)
+    .filter(([k, v]) => !SKIP.has(k) && v !== undefined)
+    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .join(' ');
+  return `${String(seq).padStart(6)}  ${event.at}  ${event.type.padEnd(24)} ${about}${details ? `  ${details}` : ''}`;
+}
+
+/** `slotflow events`: read (and follow) the event log. */
+export const events: Command = {
+  path: ['events'],
+  usage,
+  async run(argv) {
+    const { values } = parseFlags(
+      argv,
+      {
+        follow: { type: 'boolean' },
+        rollout: { type: 'string' },
+        node: { type: 'string' },
+        from: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+      usage,
+    );
+    const rolloutId = checkId('rollout', values.rollout);
+    const nodeId = checkId('node', values.node);
+    const fromSeq = values.from === undefined ? 1 : Number(values.from);
+    if (!Number.isInteger(fromSeq) || fromSeq < 1) {
+      throw new UsageError(`--from: expected a stream sequence number >= 1, got '${values.from}'`);
+    }
+    const config = cliConfig();
+    await withNats(config, async (nc) => {
+      const log = await openEventLog(nc);
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      const options = {
+        fromSeq,
+        filters: eventFilters(rolloutId, nodeId),
+        signal: stop.signal,
+        onInvalid: (e: { seq: number; subject: string; problem: string }) =>
+          process.stderr.write(`slotflow: skipping invalid entry ${e.seq} on ${e.subject}: ${e.problem}\n`),
+      };
+      try {
+        for await (const logged of values.follow ? log.follow(options) : log.replay(options)) {
+          if (!eventMatches(logged.event, rolloutId, nodeId)) continue;
+          process.stdout.write(
+            values.json
+              ? `${JSON.stringify({ seq: logged.seq, event: logged.event })}\n`
+              : `${formatEvent(logged)}\n`,
+          );
+        }
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,344 @@
+import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
+import { RolloutSpec, SchemaError, isValidId, parseWith, type RolloutSpecInput } from '../../schema/index.ts';
+import {
+  abortUpdate,
+  approveUpdate,
+  pauseUpdate,
+  resumeUpdate,
+  rollbackUpdate,
+  rolloutWorkflowId,
+  statusQuery,
+  type RolloutStatusView,
+} from '../../workflows/definitions.ts';
+import { parseFlags, type Command } from '../command.ts';
+import { cliConfig, printJson, withTemporal } from '../context.ts';
+import { createStatusPrinter, isFinal, renderStatus } from '../progress.ts';
+import { startRollout } from '../rollout-client.ts';
+import { rolloutSearchUrl, temporalUiBase } from '../ui-url.ts';
+import { OperationFailed, UsageError } from '../usage-error.ts';
+
+const startUsage =
+  'slotflow rollout start (--image REF | --rootfs DIR | --containerfile FILE) --version V [--id ID] [--selector k=v] [--waves 1,10%,100%] [--max-unavailable N] [--failure-threshold 10%] [--on-failure pause|rollback] [--soak 30s] [--approve-waves] [--allow-downgrade] [--wait] [--json]';
+
+async function requirePath(flag: string, path: string, dir: boolean): Promise<string> {
+  const full = resolve(path);
+  try {
+    const info = await stat(full);
+    if (info.isDirectory() !== dir) throw new Error('wrong kind');
+  } catch {
+    throw new UsageError(
+      `--${flag}: expected ${dir ? 'a directory' : 'a file'} at ${full} (the worker reads it, so run this on the worker's host)`,
+    );
+  }
+  return full;
+}
+
+/** Exit code of a finished rollout: 0 only when it succeeded. */
+export function exitCodeOf(view: RolloutStatusView): number {
+  return view.status === 'succeeded' ? 0 : 1;
+}
+
+/** Follows a rollout until it ends, redrawing progress on a terminal (nothing on stdout with --json). */
+async function follow(
+  client: Client,
+  rolloutId: string,
+  json: boolean,
+  ui?: string,
+): Promise<RolloutStatusView> {
+  const handle = client.workflow.getHandle(rolloutWorkflowId(rolloutId));
+  const printer = json ? undefined : createStatusPrinter();
+  for (;;) {
+    let view: RolloutStatusView | undefined;
+    try {
+      view = await handle.query(statusQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError)
+        throw new OperationFailed(`rollout ${rolloutId} not found`, { cause: err });
+    }
+    if (view) {
+      printer?.show(renderStatus(view, ui));
+      if (isFinal(view.status)) {
+        printer?.done();
+        return view;
+      }
+    }
+    const description = await handle.describe();
+    if (description.status.name !== 'RUNNING' && description.status.name !== 'CONTINUED_AS_NEW') {
+      const final = await handle.result().catch(() => undefined);
+      printer?.done();
+      if (final) return final;
+      throw new OperationFailed(
+        `rollout ${rolloutId} ended ${description.status.name.toLowerCase()} without a result; see the Temporal UI`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** `slotflow rollout start`. */
+export const rolloutStart: Command = {
+  path: ['rollout', 'start'],
+  usage: startUsage,
+  async run(argv) {
+    const { values } = parseFlags(
+      argv,
+      {
+        image: { type: 'string' },
+        rootfs: { type: 'string' },
+        containerfile: { type: 'string' },
+        version: { type: 'string' },
+        id: { type: 'string' },
+        selector: { type: 'string' },
+        waves: { type: 'string' },
+        'max-unavailable': { type: 'string' },
+        'failure-threshold': { type: 'string' },
+        'min-executed': { type: 'string' },
+        'on-failure': { type: 'string' },
+        soak: { type: 'string' },
+        'approve-waves': { type: 'boolean' },
+        'allow-downgrade': { type: 'boolean' },
+        wait: { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
+      startUsage,
+    );
+    const sources = [values.image, values.rootfs, values.containerfile].filter((v) => v !== undefined);
+    if (sources.length !== 1)
+      throw new UsageError(`give exactly one of --image, --rootfs or --containerfile\nusage: ${startUsage}`);
+    if (!values.version) throw new UsageError(`--version is required\nusage: ${startUsage}`);
+    const image: RolloutSpecInput['image'] = values.rootfs
+      ? { type: 'rootfs', path: await requirePath('rootfs', values.rootfs, true) }
+      : values.containerfile
+        ? { type: 'containerfile', path: await requirePath('containerfile', values.containerfile, false) }
+        : /^sha256:/.test(values.image as string)
+          ? { type: 'published', digest: values.image as string }
+          : { type: 'oci', reference: values.image as string };
+    const number = (flag: string, v: string | undefined) => {
+      if (v === undefined) return undefined;
+      if (!/^\d+$/.test(v)) throw new UsageError(`--${flag}: expected a whole number, got '${v}'`);
+      return Number(v);
+    };
+    const input: RolloutSpecInput = {
+      id: values.id ?? `r-${new Date().toISOString().slice(0, 10)}-${randomBytes(3).toString('hex')}`,
+      image,
+      version: values.version,
+      ...(values.selector !== undefined ? { selector: values.selector } : {}),
+      ...(values.waves !== undefined ? { waves: values.waves } : {}),
+      ...(values['max-unavailable'] !== undefined
+        ? { maxUnavailable: number('max-unavailable', values['max-unavailable']) }
+        : {}),
+      ...(values['failure-threshold'] !== undefined ? { failureThreshold: values['failure-threshold'] } : {}),
+      ...(values['min-executed'] !== undefined
+        ? { minExecuted: number('min-executed', values['min-executed']) }
+        : {}),
+      ...(values['on-failure'] !== undefined ? { onFailure: values['on-failure'] as 'pause' } : {}),
+      ...(values.soak !== undefined ? { soak: values.soak } : {}),
+      approveWaves: values['approve-waves'] ?? false,
+      allowDowngrade: values['allow-downgrade'] ?? false,
+    };
+    try {
+      parseWith(RolloutSpec, input, 'rollout');
+    } catch (err) {
+      if (err instanceof SchemaError) throw new UsageError(err.message, { cause: err });
+      throw err;
+    }
+    const config = cliConfig();
+    return withTemporal(config, async (client) => {
+      try {
+        await startRollout(client, input);
+      } catch (err) {
+        if (err instanceof SchemaError)
+          throw new UsageError(err.message.replace(/^invalid rollout spec/, 'invalid rollout'), {
+            cause: err,
+          });
+        if (err instanceof WorkflowExecutionAlreadyStartedError) {
+          throw new UsageError(`a rollout with id ${input.id} already exists; pick another --id`, {
+            cause: err,
+          });
+        }
+        throw err;
+      }
+      const base = await temporalUiBase(config);
+      const ui = base ? rolloutSearchUrl(base, config.temporal.namespace, input.id) : undefined;
+      if (!values.wait) {
+        if (values.json) printJson({ rolloutId: input.id, workflowId: rolloutWorkflowId(input.id), ui });
+        else
+          process.stdout.write(
+            `started rollout ${input.id}\n  follow it: slotflow rollout watch ${input.id}\n${ui ? `  Temporal UI: ${ui}\n` : ''}`,
+          );
+        return 0;
+      }
+      if (!values.json) process.stdout.write(`started rollout ${input.id}\n`);
+      const final = await follow(client, input.id, values.json ?? false, ui);
+      if (values.json) printJson(final);
+      return exitCodeOf(final);
+    });
+  },
+};
+
+function idArg(positionals: string[], usage: string): string {
+  const id = positionals[0];
+  if (!id) throw new UsageError(`a rollout id is required\nusage: ${usage}`);
+  if (!isValidId(id)) throw new UsageError(`'${id}' is not a rollout id (letters, digits, '-' or '_')`);
+  return id;
+}
+
+/** `slotflow rollout status ID`. */
+export const rolloutStatusCommand: Command = {
+  path: ['rollout', 'status'],
+  usage: 'slotflow rollout status ID [--json]',
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, { json: { type: 'boolean' } }, this.usage, {
+      positionals: 1,
+    });
+    const id = idArg(positionals, this.usage);
+    const config = cliConfig();
+    return withTemporal(config, async (client) => {
+      const handle = client.workflow.getHandle(rolloutWorkflowId(id));
+      let view: RolloutStatusView;
+      try {
+        view = await handle.query(statusQuery);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError)
+          throw new OperationFailed(`no rollout ${id}; list them with 'slotflow rollout list'`, {
+            cause: err,
+          });
+        throw err;
+      }
+      if (values.json) printJson(view);
+      else {
+        const base = await temporalUiBase(config);
+        process.stdout.write(
+          `${renderStatus(view, base ? rolloutSearchUrl(base, config.temporal.namespace, id) : undefined)}\n`,
+        );
+      }
+      return 0;
+    });
+  },
+};
+
+/** `slotflow rollout watch ID`: follow until the end; the exit code is the outcome. */
+export const rolloutWatch: Command = {
+  path: ['rollout', 'watch'],
+  usage: 'slotflow rollout watch ID [--json]',
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, { json: { type: 'boolean' } }, this.usage, {
+      positionals: 1,
+    });
+    const id = idArg(positionals, this.usage);
+    const config = cliConfig();
+    return withTemporal(config, async (client) => {
+      const base = await temporalUiBase(config);
+      const final = await follow(
+        client,
+        id,
+        values.json ?? false,
+        base ? rolloutSearchUrl(base, config.temporal.namespace, id) : undefined,
+      );
+      if (values.json) printJson(final);
+      return exitCodeOf(final);
+    });
+  },
+};
+
+/** `slotflow rollout list`. */
+export const rolloutList: Command = {
+  path: ['rollout', 'list'],
+  usage: 'slotflow rollout list [--json]',
+  async run(argv) {
+    const { values } = parseFlags(argv, { json: { type: 'boolean' } }, this.usage);
+    const config = cliConfig();
+    return withTemporal(config, async (client) => {
+      const rows: {
+        rolloutId: string;
+        state: string;
+        startedAt: string;
+        closedAt?: string;
+        version?: unknown;
+        waves?: unknown;
+      }[] = [];
+      for await (const wf of client.workflow.list({ query: 'WorkflowType="rolloutWorkflow"' })) {
+        if (rows.some((r) => r.rolloutId === wf.workflowId.replace(/^rollout\//, ''))) continue; // continued-as-new runs
+        rows.push({
+          rolloutId: wf.workflowId.replace(/^rollout\//, ''),
+          state: wf.status.name.toLowerCase(),
+          startedAt: wf.startTime.toISOString(),
+          ...(wf.closeTime ? { closedAt: wf.closeTime.toISOString() } : {}),
+          version: wf.memo?.['version'],
+          waves: wf.memo?.['waves'],
+        });
+        if (rows.length >= 200) break;
+      }
+      if (values.json) printJson(rows);
+      else if (rows.length === 0)
+        process.stdout.write("no rollouts yet; start one with 'slotflow rollout start'\n");
+      else
+        for (const r of rows)
+          process.stdout.write(
+            `${r.rolloutId.padEnd(28)} ${r.state.padEnd(16)} ${String(r.version ?? '').padEnd(12)} ${r.startedAt}\n`,
+          );
+      return 0;
+    });
+  },
+};
+
+const controls = [
+  ['pause', pauseUpdate],
+  ['resume', resumeUpdate],
+  ['abort', abortUpdate],
+  ['approve', approveUpdate],
+  ['rollback', rollbackUpdate],
+] as const;
+
+/** `slotflow rollout pause|resume|abort|approve|rollback ID`. */
+function controlCommand(name: (typeof controls)[number][0], update: (typeof controls)[number][1]): Command {
+  const usage = `slotflow rollout ${name} ID [--reason TEXT] [--json]`;
+  return {
+    path: ['rollout', name],
+    usage,
+    async run(argv: readonly string[]) {
+      const { values, positionals } = parseFlags(
+        argv,
+        { reason: { type: 'string' }, json: { type: 'boolean' } },
+        usage,
+        { positionals: 1 },
+      );
+      const id = idArg(positionals, usage);
+      const config = cliConfig();
+      return withTemporal(config, async (client) => {
+        const by = process.env['USER'] ? `${process.env['USER']} (cli)` : 'cli';
+        try {
+          const view = await client.workflow
+            .getHandle(rolloutWorkflowId(id))
+            .executeUpdate(update, { args: [{ by, ...(values.reason ? { reason: values.reason } : {}) }] });
+          if (values.json) printJson(view);
+          else process.stdout.write(`${name}: done; rollout ${id} is ${view.status}\n`);
+          return 0;
+        } catch (err) {
+          if (err instanceof WorkflowUpdateFailedError) {
+            throw new OperationFailed(
+              `${name} refused: ${(err.cause as Error | undefined)?.message ?? err.message}`,
+              { cause: err },
+            );
+          }
+          if (err instanceof WorkflowNotFoundError)
+            throw new OperationFailed(`no running rollout ${id}`, { cause: err });
+          throw err;
+        }
+      });
+    },
+  };
+}
+
+/** `slotflow rollout pause|resume|abort|approve|rollback ID`, by name. */
+export const rolloutControls = Object.fromEntries(
+  controls.map(([name, update]) => [name, controlCommand(name, update)]),
+) as Record<(typeof controls)[number][0], Command>;

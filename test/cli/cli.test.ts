@@ -1,0 +1,125 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openEventLog } from '../../eventlog/index.ts';
+import { runCli } from '../helpers/cli.ts';
+import { startNats, type NatsHandle } from '../helpers/servers.ts';
+import { rolloutStory } from '../fixtures/events.ts';
+
+let nats: NatsHandle;
+let env: Record<string, string>;
+
+before(async () => {
+  nats = await startNats();
+  env = {
+    NATS_URL: nats.url,
+    SLOTFLOW_HOME: await mkdtemp(join(tmpdir(), 'slotflow-cli-')),
+    SLOTFLOW_LOG_LEVEL: 'warn',
+  };
+  const nc = await nats.connect();
+  const log = await openEventLog(nc);
+  for (const e of rolloutStory('r-cli')) await log.append(e);
+  await nc.close();
+});
+after(() => nats?.stop());
+
+test('cli - no command prints help and exits 2; an unknown command names the nearest ones', async () => {
+  const none = await runCli([]);
+  assert.equal(none.code, 2);
+  assert.match(none.stdout, /rollout start/);
+  const unknown = await runCli(['rollout', 'explode']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command 'rollout explode'; did you mean: rollout start/);
+});
+
+test('cli - bad flags and values exit 2 with what to fix', async () => {
+  const flag = await runCli(['fleet', '--colour']);
+  assert.equal(flag.code, 2);
+  assert.match(flag.stderr, /Unknown option '--colour'[\s\S]*usage: slotflow fleet/);
+  const waves = await runCli(
+    ['rollout', 'start', '--image', `sha256:${'a'.repeat(64)}`, '--version', '2', '--waves', '10%,abc'],
+    {
+      TEMPORAL_ADDRESS: '127.0.0.1:1',
+    },
+  );
+  assert.equal(waves.code, 2, waves.stderr);
+  assert.match(waves.stderr, /waves: expected waves such as 1,10%,50%,100% \('abc'/);
+  const rootfs = await runCli(['rollout', 'start', '--rootfs', '/nonexistent', '--version', '2']);
+  assert.equal(rootfs.code, 2);
+  assert.match(rootfs.stderr, /--rootfs: expected a directory at \/nonexistent/);
+  const badEnv = await runCli(['fleet'], { NATS_URL: 'localhost:4222' });
+  assert.equal(badEnv.code, 2);
+  assert.match(
+    badEnv.stderr,
+    /NATS_URL: expected a NATS URL such as nats:\/\/127.0.0.1:4222, got "localhost:4222"/,
+  );
+  const badId = await runCli(['rollout', 'status', 'a/b']);
+  assert.equal(badId.code, 2);
+});
+
+test('cli - an unreachable Temporal says what to do', async () => {
+  const r = await runCli(['rollout', 'list'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /cannot reach Temporal at 127.0.0.1:1 .* run 'slotflow stack up' or set TEMPORAL_ADDRESS/,
+  );
+});
+
+test('cli - keys init writes a 0600 key once and exports the public key', async () => {
+  const home = await mkdtemp(join(tmpdir(), 'slotflow-keys-'));
+  const trusted = join(home, 'trusted');
+  const first = await runCli(['keys', 'init', '--json', '--export-public', trusted], { SLOTFLOW_HOME: home });
+  assert.equal(first.code, 0, first.stderr);
+  const made = JSON.parse(first.stdout) as { keyId: string; privatePath: string; created: boolean };
+  assert.equal(made.created, true);
+  assert.equal((await stat(made.privatePath)).mode & 0o777, 0o600);
+  await stat(join(trusted, 'control-plane.pub'));
+  const again = await runCli(['keys', 'init', '--json'], { SLOTFLOW_HOME: home });
+  assert.equal(again.code, 0);
+  assert.equal((JSON.parse(again.stdout) as { keyId: string }).keyId, made.keyId);
+});
+
+test('cli - events filter by rollout and node; --json prints one event per line', async () => {
+  const all = await runCli(['events', '--json', '--rollout', 'r-cli'], env);
+  assert.equal(all.code, 0, all.stderr);
+  const lines = all.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { seq: number; event: { type: string; rolloutId?: string } });
+  assert.ok(lines.length > 10);
+  assert.ok(lines.every((l) => l.event.rolloutId === 'r-cli'));
+  const node = await runCli(['events', '--node', 'n-3'], env);
+  assert.equal(node.code, 0);
+  assert.match(node.stdout, /NodeFellBack +rollout=r-cli node=n-3/);
+  assert.doesNotMatch(node.stdout, /node=n-1/);
+});
+
+test('cli - fleet shows every registered node from the event log', async () => {
+  const human = await runCli(['fleet'], env);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /n-1 .*1\.1\.0/);
+  assert.match(human.stdout, /3 node\(s\)/);
+  const json = JSON.parse((await runCli(['fleet', '--json'], env)).stdout) as {
+    nodes: { nodeId: string; version: string; activeSlot: string }[];
+  };
+  assert.deepEqual(
+    json.nodes.map((n) => [n.nodeId, n.version, n.activeSlot]),
+    [
+      ['n-1', '1.1.0', 'b'],
+      ['n-2', '1.1.0', 'b'],
+      ['n-3', '1.0.0', 'a'],
+    ],
+  );
+});
+
+test('cli - every command in the catalog loads, with the path it is listed under', async () => {
+  const { CATALOG } = await import('../../cli/catalog.ts');
+  for (const entry of CATALOG) {
+    const command = await entry.load();
+    assert.deepEqual(command.path, entry.path);
+    assert.match(command.usage, new RegExp(`^slotflow ${entry.path.join(' ')}\\b`));
+  }
+});

@@ -1,0 +1,188 @@
+// End to end through the CLI only, as an operator would: stack up, keys, a worker and real agents,
+// an image build, rollouts with --wait --json (one that succeeds, one that rolls back), then
+// stack down with nothing left running.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createProcessGroup, type ProcessGroup } from '../../demo/processes.ts';
+import { writeDemoRootfs } from '../../demo/rootfs.ts';
+import { pickFreePorts } from '../../stack/index.ts';
+import { isAlive } from '../../stack/pids.ts';
+import { runCli } from '../helpers/cli.ts';
+
+let home: string;
+let env: Record<string, string>;
+let group: ProcessGroup;
+const stackDir = () => join(home, 'stack');
+
+before(async () => {
+  home = await mkdtemp(join(tmpdir(), 'slotflow-e2e-'));
+  env = { SLOTFLOW_HOME: home, SLOTFLOW_LOG_LEVEL: 'warn' };
+  group = createProcessGroup();
+});
+after(async () => {
+  await group?.stopAll();
+  await runCli(['stack', 'down', '--data-dir', stackDir()], env);
+  await rm(home, { recursive: true, force: true });
+});
+
+test('e2e - from stack up to finished rollouts, driven only through the CLI', async () => {
+  const [temporalPort, uiPort, natsPort] = await pickFreePorts(3);
+  const up = await runCli(
+    [
+      'stack',
+      'up',
+      '--data-dir',
+      stackDir(),
+      '--temporal-port',
+      String(temporalPort),
+      '--ui-port',
+      String(uiPort),
+      '--nats-port',
+      String(natsPort),
+      '--json',
+    ],
+    env,
+    600_000,
+  );
+  assert.equal(up.code, 0, up.stderr);
+  const status = await runCli(['stack', 'status', '--data-dir', stackDir(), '--json'], env);
+  assert.equal(status.code, 0, status.stderr);
+  const stack = JSON.parse(status.stdout) as {
+    healthy: boolean;
+    env: Record<string, string>;
+    temporal: { pid: number };
+    nats: { pid: number };
+  };
+  assert.equal(stack.healthy, true);
+  Object.assign(env, stack.env);
+
+  assert.equal((await runCli(['keys', 'init'], env)).code, 0);
+  group.start('worker', ['worker'], env, join(home, 'worker.log'));
+  for (const [i, nodeId] of ['e2e-1', 'e2e-2', 'e2e-3', 'e2e-4'].entries()) {
+    const args = [
+      'agent',
+      '--node-id',
+      nodeId,
+      '--data-dir',
+      join(home, 'agents', nodeId),
+      '--labels',
+      `site=e2e,slot=${i}`,
+      '--slot-driver',
+      'file',
+      '--reboot',
+      'simulate',
+      '--trusted-keys',
+      join(home, 'keys'),
+      '--initial-version',
+      '1.0.0',
+    ];
+    if (nodeId === 'e2e-4') args.push('--health-check', 'app-ready=false');
+    group.start(nodeId, args, env, join(home, `${nodeId}.log`));
+  }
+  for (let i = 0; ; i++) {
+    const fleet = JSON.parse((await runCli(['fleet', '--json'], env)).stdout || '{"nodes":[]}') as {
+      nodes: { nodeId: string }[];
+    };
+    if (fleet.nodes.length === 4) break;
+    assert.ok(i < 120, 'four agents registered');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+
+  const rootfs = await writeDemoRootfs(join(home, 'rootfs'), '2.0.0');
+  const built = await runCli(
+    ['image', 'build', '--rootfs', rootfs, '--version', '2.0.0', '--json'],
+    env,
+    300_000,
+  );
+  assert.equal(built.code, 0, built.stderr);
+  const digest = (JSON.parse(built.stdout) as { manifest: { digest: string } }).manifest.digest;
+
+  const ok = await runCli(
+    [
+      'rollout',
+      'start',
+      '--id',
+      'e2e-ok',
+      '--image',
+      digest,
+      '--version',
+      '2.0.0',
+      '--selector',
+      'site=e2e,slot!=3',
+      '--waves',
+      '1,100%',
+      '--max-unavailable',
+      '2',
+      '--wait',
+      '--json',
+    ],
+    env,
+    300_000,
+  );
+  assert.equal(ok.code, 0, ok.stderr);
+  const okView = JSON.parse(ok.stdout) as { status: string; nodes: Record<string, { state: string }> };
+  assert.equal(okView.status, 'succeeded');
+  assert.deepEqual(Object.fromEntries(Object.entries(okView.nodes).map(([id, n]) => [id, n.state])), {
+    'e2e-1': 'upgraded',
+    'e2e-2': 'upgraded',
+    'e2e-3': 'upgraded',
+  });
+
+  // The failing node is upgraded in the last wave; the threshold trips and the rollout rolls back.
+  const rootfs3 = await writeDemoRootfs(join(home, 'rootfs3'), '3.0.0');
+  const bad = await runCli(
+    [
+      'rollout',
+      'start',
+      '--id',
+      'e2e-bad',
+      '--rootfs',
+      rootfs3,
+      '--version',
+      '3.0.0',
+      '--selector',
+      'site=e2e',
+      '--waves',
+      '1,100%',
+      '--on-failure',
+      'rollback',
+      '--wait',
+      '--json',
+    ],
+    env,
+    300_000,
+  );
+  assert.equal(bad.code, 1, `a rolled-back rollout exits 1: ${bad.stderr}`);
+  const badView = JSON.parse(bad.stdout) as { status: string; nodes: Record<string, { state: string }> };
+  assert.equal(badView.status, 'rolled-back');
+  assert.equal(badView.nodes['e2e-4']?.state, 'fell-back');
+
+  const fleet = JSON.parse((await runCli(['fleet', '--json'], env)).stdout) as {
+    nodes: { nodeId: string; version: string }[];
+  };
+  assert.deepEqual(
+    fleet.nodes.map((n) => n.version),
+    ['2.0.0', '2.0.0', '2.0.0', '1.0.0'],
+    'every touched node is back on the version it had',
+  );
+
+  const list = await runCli(['rollout', 'list', '--json'], env);
+  assert.deepEqual((JSON.parse(list.stdout) as { rolloutId: string }[]).map((r) => r.rolloutId).sort(), [
+    'e2e-bad',
+    'e2e-ok',
+  ]);
+  const shown = await runCli(['rollout', 'status', 'e2e-ok'], env);
+  assert.match(shown.stdout, /rollout e2e-ok: succeeded/);
+  const refused = await runCli(['rollout', 'approve', 'e2e-ok'], env);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /approve refused: .*has ended|not waiting for approval|no running rollout/);
+
+  await group.stopAll();
+  const down = await runCli(['stack', 'down', '--data-dir', stackDir()], env);
+  assert.equal(down.code, 0, down.stderr);
+  assert.equal(await isAlive(stack.temporal.pid), false, 'temporal stopped');
+  assert.equal(await isAlive(stack.nats.pid), false, 'nats-server stopped');
+});
