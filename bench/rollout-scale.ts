@@ -1,0 +1,180 @@
+// Drives N simulated nodes through a rollout on a real Temporal dev server and nats-server and
+// prints JSON: nodes per second through the orchestrator, wall time against the ideal schedule,
+// and the largest history of any workflow execution (Temporal warns at 10,240 events).
+//
+//   node bench/rollout-scale.ts [--nodes 1000] [--max-unavailable 50] [--waves 1,10%,50%,100%]
+//
+// The benchmark runner (bench/runner.ts) calls runRolloutScale() with its own control plane.
+import { parseArgs } from 'node:util';
+import type { WorkflowHandle } from '@temporalio/client';
+import { startRollout } from '../cli/rollout-client.ts';
+import { startSimulatedFleet, type SimulatedFleet } from '../simulator/fleet.ts';
+import { startControlPlane, type ControlPlane } from '../test/helpers/control-plane.ts';
+import { parseWaves } from '../schema/index.ts';
+import { planWaves } from '../workflows/planning.ts';
+
+export interface RolloutScaleOptions {
+  nodes: number;
+  maxUnavailable: number;
+  waves: string;
+  /** The simulator's pause before each event a node emits. */
+  stepMs: number;
+  /** Run on this control plane (the caller stops it) instead of starting one. */
+  plane?: ControlPlane;
+  /** Rollout id (default `bench-<nodes>-<time>`). */
+  id?: string;
+  /** A rollout still running this long after its start is terminated; the result says so. */
+  deadlineMs?: number;
+  /** Called once the rollout has ended, before the fleet stops, to read more from the same run. */
+  inspect?: (run: RolloutScaleRun) => Promise<void>;
+}
+
+/** What inspect() gets: the plane, the fleet and the rollout's id and start time (epoch ms). */
+export interface RolloutScaleRun {
+  plane: ControlPlane;
+  fleet: SimulatedFleet;
+  rolloutId: string;
+  startedAtMs: number;
+  nodeIds: string[];
+}
+
+/** Terminates a rollout that ran out of time and says how far it got and why it was slow. */
+async function stopAtDeadline(
+  plane: ControlPlane,
+  handle: WorkflowHandle,
+  id: string,
+  deadlineMs: number,
+): Promise<{ status: string; upgraded: number; runs: number }> {
+  const pending = await handle
+    .describe()
+    .then((d) => d.raw.pendingWorkflowTask?.attempt ?? 0)
+    .catch(() => 0);
+  await handle.terminate(`benchmark deadline of ${deadlineMs} ms`);
+  const count = async (query: string) => (await plane.client.workflow.count(query)).count;
+  const upgraded = await count(
+    `RolloutId="${id}" AND WorkflowType="nodeUpgradeWorkflow" AND ExecutionStatus="Completed"`,
+  );
+  const runs = await count(`RolloutId="${id}" AND WorkflowType="rolloutWorkflow"`);
+  const stuck = pending > 1 ? `; its workflow task was failing (attempt ${pending})` : '';
+  return {
+    status: `terminated at the ${Math.round(deadlineMs / 1000)} s deadline${stuck}`,
+    upgraded,
+    runs,
+  };
+}
+
+export type RolloutScaleResult = Awaited<ReturnType<typeof runRolloutScale>>;
+
+/** Runs one rollout over a simulated fleet and measures it. */
+export async function runRolloutScale(options: RolloutScaleOptions) {
+  const { nodes, maxUnavailable, stepMs } = options;
+  const plane = options.plane ?? (await startControlPlane());
+  try {
+    const specs = Array.from({ length: nodes }, (_, i) => ({
+      nodeId: `sim-${String(i + 1).padStart(5, '0')}`,
+      labels: { bench: 'scale' },
+    }));
+    const fleet = await startSimulatedFleet({
+      nc: plane.nc,
+      trustedKeys: plane.trustedKeys,
+      nodes: specs,
+      stepDelayMs: stepMs,
+      sharedConsumer: 'bench-simulated-fleet',
+    });
+    const id = options.id ?? `bench-${nodes}-${Date.now()}`;
+    const startedAtMs = Date.now();
+    const started = performance.now();
+    const handle = await startRollout(plane.client, {
+      id,
+      image: { type: 'oci', reference: `registry.example/os:2.0.0@sha256:${'ab'.repeat(32)}` },
+      version: '2.0.0',
+      selector: 'bench=scale',
+      waves: options.waves,
+      maxUnavailable,
+      timeouts: { accept: '5m', write: '5m', reboot: '5m', health: '5m' },
+    });
+    let deadline: NodeJS.Timeout | undefined;
+    let stopping = false;
+    const outcome = await Promise.race([
+      handle.result().then(
+        (r) => ({ status: r.status, upgraded: r.counts.upgraded, runs: r.run }),
+        // Terminating it at the deadline fails its result; the deadline's own outcome wins then.
+        (err: unknown) => (stopping ? new Promise<never>(() => undefined) : Promise.reject(err)),
+      ),
+      new Promise<{ status: string; upgraded: number; runs: number }>((resolve, reject) => {
+        if (options.deadlineMs === undefined) return;
+        deadline = setTimeout(() => {
+          stopping = true;
+          // Count how far it got (from visibility: a stuck workflow cannot answer a query), then stop it.
+          stopAtDeadline(plane, handle, id, options.deadlineMs ?? 0).then(resolve, reject);
+        }, options.deadlineMs);
+      }),
+    ]).finally(() => clearTimeout(deadline));
+    const elapsedMs = performance.now() - started;
+
+    // Largest history among every execution (each run of the rollout and every node workflow).
+    let largest = { workflowId: '', events: 0 };
+    let executions = 0;
+    for await (const wf of plane.client.workflow.list({ query: `RolloutId="${id}"` })) {
+      executions++;
+      const history = await plane.client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+      const events = history.events?.length ?? 0;
+      if (events > largest.events)
+        largest = { workflowId: `${wf.workflowId} (run ${wf.runId.slice(0, 8)})`, events };
+    }
+    // Ideal: each wave takes ceil(size / maxUnavailable) node-durations, one after the other.
+    const steps = parseWaves(options.waves);
+    const waveSizes =
+      typeof steps === 'string'
+        ? []
+        : planWaves(
+            specs.map((s) => s.nodeId),
+            steps,
+          ).map((w) => w.length);
+    const nodeSlots = waveSizes.reduce((sum, n) => sum + Math.ceil(n / maxUnavailable), 0);
+    await options.inspect?.({
+      plane,
+      fleet,
+      rolloutId: id,
+      startedAtMs,
+      nodeIds: specs.map((s) => s.nodeId),
+    });
+    await fleet.stop();
+    return {
+      bench: 'rollout-scale',
+      nodes,
+      maxUnavailable,
+      waves: options.waves,
+      status: outcome.status,
+      upgraded: outcome.upgraded,
+      runs: outcome.runs,
+      elapsedMs: Math.round(elapsedMs),
+      nodesPerSecond: Number(((outcome.upgraded / elapsedMs) * 1000).toFixed(2)),
+      sequentialNodeSlots: nodeSlots,
+      msPerNodeSlot: Number((elapsedMs / nodeSlots).toFixed(1)),
+      executions,
+      largestHistory: largest,
+      historyWarningLimit: 10_240,
+    };
+  } finally {
+    if (!options.plane) await plane.stop();
+  }
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      nodes: { type: 'string', default: '1000' },
+      'max-unavailable': { type: 'string', default: '50' },
+      waves: { type: 'string', default: '1,10%,50%,100%' },
+      'step-ms': { type: 'string', default: '0' },
+    },
+  });
+  const result = await runRolloutScale({
+    nodes: Number(values.nodes),
+    maxUnavailable: Number(values['max-unavailable']),
+    waves: values.waves,
+    stepMs: Number(values['step-ms']),
+  });
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
