@@ -8,7 +8,14 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
-import { COMMANDS_STREAM, COMMANDS_SUBJECTS, EVENTS_STREAM, EVENTS_SUBJECTS } from '../schema/index.ts';
+import {
+  COMMANDS_STREAM,
+  COMMANDS_SUBJECTS,
+  EVENTS_STREAM,
+  EVENTS_SUBJECTS,
+  PLANS_STREAM,
+  PLANS_SUBJECTS,
+} from '../schema/index.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -76,6 +83,25 @@ export function commandsStreamConfig(
   };
 }
 
+/** Stream configuration for signed rollout plans: the latest plan of each rollout, for a week. */
+export function plansStreamConfig(
+  limits: StreamLimits = DEFAULT_STREAM_LIMITS,
+): Partial<StreamConfig> & { name: string } {
+  return {
+    name: PLANS_STREAM,
+    subjects: [PLANS_SUBJECTS],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    max_msgs_per_subject: 1,
+    max_age: nanos(limits.commandsMaxAgeMs),
+    max_msg_size: 4 * 1024 * 1024,
+    num_replicas: limits.replicas,
+    allow_direct: true,
+    description: 'slotflow signed rollout plans, the latest per rollout (peer-to-peer fallback)',
+  };
+}
+
 async function ensureStream(
   jsm: JetStreamManager,
   config: Partial<StreamConfig> & { name: string },
@@ -96,11 +122,12 @@ async function ensureStream(
   await jsm.streams.update(name, config);
 }
 
-/** Creates or updates SLOTFLOW_EVENTS and SLOTFLOW_COMMANDS; safe to call from every process. */
+/** Creates or updates SLOTFLOW_EVENTS, SLOTFLOW_COMMANDS and SLOTFLOW_PLANS; safe to call from every process. */
 export async function ensureStreams(
   jsm: JetStreamManager,
   limits: StreamLimits = DEFAULT_STREAM_LIMITS,
 ): Promise<void> {
   await ensureStream(jsm, eventsStreamConfig(limits));
   await ensureStream(jsm, commandsStreamConfig(limits));
+  await ensureStream(jsm, plansStreamConfig(limits));
 }

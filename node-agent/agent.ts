@@ -10,14 +10,16 @@ import { execaRunner, type Runner } from '../runtime/runner.ts';
 import type { AgentConfig, ConnectionConfig, NodeEvent } from '../schema/index.ts';
 import { loadTrustedKeys, type TrustedKeys } from '../signing/index.ts';
 import { createArtifactSources } from './artifact/index.ts';
-import { createCommandInbox, type CommandInbox } from './command-inbox.ts';
-import { describeError } from './errors.ts';
+import { createCommandInbox } from './command-inbox.ts';
+import { ArtifactUnavailableError, describeError } from './errors.ts';
 import { nodeEvent } from './events.ts';
 import { createExecutor } from './executor.ts';
 import { openJournal } from './journal.ts';
 import { lockDataDir } from './lock.ts';
 import { startMetricsServer } from './metrics.ts';
 import { createOutboxPublisher } from './outbox.ts';
+import { createP2pLink, p2pEnabled, type P2pLink } from './p2p-link.ts';
+import { openPlanBook } from './plans.ts';
 import { agentPaths } from './paths.ts';
 import { createCommandReboot } from './reboot/command.ts';
 import type { RebootDriver } from './reboot/reboot-driver.ts';
@@ -46,6 +48,8 @@ export interface AgentOptions {
 
 /** A running agent. */
 export interface RunningAgent {
+  /** The libp2p peer id, when the peer-to-peer fallback is on. */
+  readonly peerId: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -106,8 +110,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     heartbeat,
   });
 
-  let inbox: CommandInbox | undefined;
   let metrics: Server | undefined;
+  let link: P2pLink | undefined;
   const beforeReboot = async () => {
     // Let the control plane see NodeRebooting now; whatever is left goes out after the boot.
     await outbox.flush(2_000);
@@ -116,6 +120,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     config.reboot === 'simulate'
       ? createSimulateReboot(async () => {
           await beforeReboot();
+          await link?.stop().catch(() => undefined);
           await nc?.close().catch(() => undefined);
           await release();
         })
@@ -126,6 +131,17 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
           beforeReboot,
         });
 
+  // NATS as an artifact source only while connected and in NATS mode: a cut-off node asks its peers.
+  const natsNow = async (): Promise<NatsConnection> => {
+    if (nc && !nc.isClosed() && link?.mode() !== 'p2p') return nc;
+    throw new ArtifactUnavailableError('NATS is not reachable now');
+  };
+  const plans = await openPlanBook({
+    file: paths.plans,
+    trustedKeys,
+    log: log.child({ name: 'agent:plans' }),
+  });
+
   const executor = createExecutor({
     nodeId: config.nodeId,
     journal,
@@ -135,19 +151,92 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     paths,
     config,
     bootId: o.bootId,
-    sources: createArtifactSources(config.artifactSources, () => connected),
+    get sources() {
+      const configured = createArtifactSources(config.artifactSources, natsNow);
+      return link ? [...configured, link.artifactSource] : configured;
+    },
     log: log.child({ name: 'agent:executor' }),
     onBytesWritten,
+    onImageFetched: async (manifest, path) => link?.seed(manifest, path),
+    rebootTurn: async (rolloutId, signal) => (link ? link.rebootTurn(rolloutId, signal) : { type: 'free' }),
+    onFinished: (op, final) => {
+      if (op.kind === 'upgrade' && link) {
+        const outcome =
+          final?.type === 'UpgradeCommitted'
+            ? 'succeeded'
+            : final?.type === 'UpgradeCommandRejected'
+              ? 'skipped'
+              : 'failed';
+        void link.finishTurn(op.command.rolloutId, outcome);
+      }
+      kickPlans();
+    },
     ...(o.faults?.stepDelayMs ? { stepDelayMs: o.faults.stepDelayMs } : {}),
   });
+
+  const inbox = createCommandInbox({
+    nodeId: config.nodeId,
+    journal,
+    driver,
+    executor,
+    trustedKeys,
+    healthChecks: config.healthChecks.map((c) => c.name),
+    initialVersion: config.initialVersion,
+    log: log.child({ name: 'agent:commands' }),
+    count: (outcome) => counts[outcome]++,
+    onVerified: (signed) => link?.gossipCommand(signed),
+    onSettled: (command, outcome) => void link?.finishTurn(command.rolloutId, outcome),
+  });
+
+  // In p2p mode the held plans stand for the commands the control plane cannot send.
+  let kicking = false;
+  function kickPlans(): void {
+    if (!link || link.mode() !== 'p2p' || kicking) return;
+    kicking = true;
+    void (async () => {
+      try {
+        for (const signed of plans.all()) if (await inbox.handlePlan(signed)) break;
+      } catch (err) {
+        log.warn({ err: describeError(err) }, 'cannot act on the held plans now');
+      } finally {
+        kicking = false;
+      }
+    })();
+  }
+
+  if (p2pEnabled(config)) {
+    link = await createP2pLink({
+      config,
+      trustedKeys,
+      journal,
+      plans,
+      log,
+      onCommand: (signed) => void inbox.handle(JSON.stringify(signed), 'gossip').catch(() => undefined),
+      onPlan: () => kickPlans(),
+      onModeChange: (change) => {
+        void journal
+          .commit((d) => {
+            d.outbox.push(
+              nodeEvent(config.nodeId, 'NodeModeChanged', { mode: change.mode, reason: change.reason }),
+            );
+          })
+          .then(kickPlans, (err: unknown) =>
+            log.error({ err: describeError(err) }, 'cannot record the mode change'),
+          );
+      },
+    });
+    await link.start();
+    setInterval(kickPlans, 5_000).unref();
+  }
 
   const shutdown = async (flushMs: number) => {
     await executor.stop();
     await outbox.flush(flushMs);
     await outbox.stop();
+    await link?.stop().catch(() => undefined);
     // Closing the connection also ends the inbox's pending pull at once.
     await nc?.close().catch(() => undefined);
-    await inbox?.stop();
+    await inbox.stop();
     metrics?.close();
     await release();
   };
@@ -160,6 +249,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
         ...bootedImage(status, config.initialVersion),
         activeSlot: status.booted,
         agentVersion: AGENT_VERSION,
+        ...(link ? { peerId: link.peer.peerId } : {}),
       }),
     );
   });
@@ -177,18 +267,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
         log.warn({ err: describeError(err) }, 'cannot create the streams; expecting the control plane to'),
       );
       outbox.start(conn);
-      inbox = createCommandInbox({
-        nodeId: config.nodeId,
-        journal,
-        driver,
-        executor,
-        trustedKeys,
-        healthChecks: config.healthChecks.map((c) => c.name),
-        initialVersion: config.initialVersion,
-        log: log.child({ name: 'agent:commands' }),
-        count: (outcome) => counts[outcome]++,
-      });
       inbox.start(conn);
+      link?.attach(conn);
     },
     (err) => log.error({ err: describeError(err) }, 'NATS connection failed'),
   );
@@ -214,9 +294,10 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       outbox: journal.data.outbox.length,
       commands: counts,
       lastResult: journal.data.last,
+      ...(link ? { p2p: link.metrics() } : {}),
     }));
     log.info({ listen: config.metricsListen }, 'metrics endpoint up');
   }
 
-  return { stop: () => shutdown(2_000) };
+  return { peerId: link?.peer.peerId, stop: () => shutdown(2_000) };
 }

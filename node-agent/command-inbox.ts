@@ -10,13 +10,28 @@ import {
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { COMMANDS_STREAM, commandConsumerName, commandSubject, type NodeEvent } from '../schema/index.ts';
-import { verifyCommand, type NonceStore, type TrustedKeys, type Verification } from '../signing/index.ts';
+import {
+  COMMANDS_STREAM,
+  commandConsumerName,
+  commandSubject,
+  type Command,
+  type NodeEvent,
+  type SignedCommand,
+  type SignedPlan,
+} from '../schema/index.ts';
+import {
+  verifyCommand,
+  verifyPlan,
+  type NonceStore,
+  type TrustedKeys,
+  type Verification,
+} from '../signing/index.ts';
 import { decide, type Decision } from './command-decision.ts';
 import { describeError } from './errors.ts';
 import { eventsFor, nodeEvent } from './events.ts';
 import type { Executor } from './executor.ts';
 import type { Journal } from './journal.ts';
+import { plannedUpgrade } from './plans.ts';
 import type { SlotDriver } from './slot-drivers/driver.ts';
 import { Outcome, transition } from './transitions.ts';
 
@@ -34,14 +49,27 @@ export interface InboxDeps {
   readonly log: Logger;
   /** Counts handled commands (metrics). */
   readonly count: (outcome: 'accepted' | 'rejected') => void;
+  /** A command from NATS verified: re-gossip it to peers. */
+  readonly onVerified?: (signed: SignedCommand) => void;
+  /** A command was settled without an operation (refused, or already done): `skipped`/`succeeded`. */
+  readonly onSettled?: (command: Command, outcome: 'succeeded' | 'skipped') => void;
 }
+
+/** Where a command came from; all three go through the same checks. */
+export type CommandOrigin = 'nats' | 'gossip' | 'plan';
 
 /** Reads this node's durable consumer and turns each command into journal entries. */
 export interface CommandInbox {
   start(nc: NatsConnection): void;
   stop(): Promise<void>;
   /** Handles one raw command (exported for the consumer loop and for tests). */
-  handle(data: string): Promise<void>;
+  handle(data: string, origin?: CommandOrigin): Promise<void>;
+  /**
+   * Acts on a signed plan's upgrade for this node, as on the command it stands for: the plan's
+   * signature, expiry and target are checked and its nonce is used once. Does nothing while the
+   * node is busy or once that command was handled. Returns whether an operation started.
+   */
+  handlePlan(signed: SignedPlan): Promise<boolean>;
 }
 
 /**
@@ -123,6 +151,7 @@ export function createCommandInbox(deps: InboxDeps): CommandInbox {
         log.warn({ reason: decision.reason, message: decision.message, ...ids }, 'command refused');
         deps.count('rejected');
         await record([event], c ? { commandId: c.commandId, final: event } : undefined);
+        if (c?.type === 'Upgrade') deps.onSettled?.(c as Command, 'skipped');
         return;
       }
       case 'cancel': {
@@ -155,6 +184,7 @@ export function createCommandInbox(deps: InboxDeps): CommandInbox {
         });
         deps.count('accepted');
         await record(events, { commandId: decision.op.command.commandId, final: events.at(-1)! });
+        if (decision.op.kind === 'upgrade') deps.onSettled?.(decision.op.command, 'succeeded');
         return;
       }
       case 'start': {
@@ -186,21 +216,16 @@ export function createCommandInbox(deps: InboxDeps): CommandInbox {
     }
   }
 
-  async function handle(data: string): Promise<void> {
-    let raw: unknown;
-    let v: Verification;
-    try {
-      raw = JSON.parse(data);
-      v = await verifyCommand(raw, {
-        trustedKeys: deps.trustedKeys,
-        nodeId,
-        nonces,
-        clockSkewMs: CLOCK_SKEW_MS,
-      });
-    } catch (err) {
-      v = { ok: false, reason: 'malformed', message: `malformed command: not JSON (${describeError(err)})` };
-    }
-    const decision = await decide(v, {
+  // Commands arrive from the consumer, from gossip and from plans: one at a time, in order.
+  let queue: Promise<unknown> = Promise.resolve();
+  function serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = queue.then(fn, fn);
+    queue = next.catch(() => undefined);
+    return next;
+  }
+
+  const decideNow = (v: Verification) =>
+    decide(v, {
       journal: journal.data,
       status: () => deps.driver.status(),
       accepts: deps.driver.accepts,
@@ -208,7 +233,63 @@ export function createCommandInbox(deps: InboxDeps): CommandInbox {
       initialVersion: deps.initialVersion,
       now: new Date(),
     });
-    await apply(decision, v);
+
+  function handle(data: string, origin: CommandOrigin = 'nats'): Promise<void> {
+    return serial(async () => {
+      let raw: unknown;
+      let v: Verification;
+      try {
+        raw = JSON.parse(data);
+        v = await verifyCommand(raw, {
+          trustedKeys: deps.trustedKeys,
+          nodeId,
+          nonces,
+          clockSkewMs: CLOCK_SKEW_MS,
+        });
+      } catch (err) {
+        v = {
+          ok: false,
+          reason: 'malformed',
+          message: `malformed command: not JSON (${describeError(err)})`,
+        };
+      }
+      if (v.ok && origin === 'nats') deps.onVerified?.(raw as SignedCommand);
+      if (!v.ok && origin === 'gossip') {
+        // A peer relayed it; whatever is wrong with it is not this node's to answer for.
+        log.warn({ reason: v.reason, message: v.message }, 'command from a peer refused');
+        deps.count('rejected');
+        return;
+      }
+      const decision = await decideNow(v);
+      // Peers re-gossip what this node already has: only news is worth an answer.
+      if (origin === 'gossip' && (decision.kind === 'reemit' || decision.kind === 'ack')) return;
+      if (origin === 'gossip')
+        log.info({ commandId: v.ok ? v.command.commandId : undefined }, 'command from a peer');
+      await apply(decision, v);
+    });
+  }
+
+  function handlePlan(signed: SignedPlan): Promise<boolean> {
+    return serial(async () => {
+      const checked = verifyPlan(signed, { trustedKeys: deps.trustedKeys, clockSkewMs: CLOCK_SKEW_MS });
+      if (!checked.ok) {
+        log.warn({ reason: checked.reason, message: checked.message }, 'rollout plan refused');
+        return false;
+      }
+      const command = plannedUpgrade(checked.signed, nodeId);
+      if (!command) return false;
+      const d = journal.data;
+      if (d.op || d.state !== 'idle') return false;
+      if (d.handled.some((h) => h.commandId === command.commandId)) return false;
+      if (command.nonce in d.nonces) return false;
+      const v: Verification = { ok: true, command };
+      const decision = await decideNow(v);
+      // Not now is not never: a busy node tries again when it is idle.
+      if (decision.kind === 'reject' && decision.reason === 'busy') return false;
+      log.info({ rolloutId: command.rolloutId, commandId: command.commandId }, 'acting on the rollout plan');
+      await apply(decision, v);
+      return decision.kind === 'start';
+    });
   }
 
   async function consume(nc: NatsConnection): Promise<void> {
@@ -242,6 +323,7 @@ export function createCommandInbox(deps: InboxDeps): CommandInbox {
 
   return {
     handle,
+    handlePlan,
     start(nc) {
       loop ??= consume(nc);
     },

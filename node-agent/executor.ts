@@ -26,6 +26,8 @@ export interface ExecutorDeps extends Omit<StepDeps, 'signal' | 'cancelRequested
   readonly log: Logger;
   /** Fault injection for crash tests: linger this long after each committed transition. */
   readonly stepDelayMs?: number;
+  /** An operation ended (its final event is in the outbox). */
+  readonly onFinished?: (op: Operation, final: NodeEvent | undefined) => void;
 }
 
 // After this many failed attempts of a step before the reboot, the upgrade is given up
@@ -85,6 +87,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   ): Promise<void> {
     const tr = transition(state, result.outcome);
     let finished: Operation | undefined;
+    let finalEvent: NodeEvent | undefined;
     await journal.commit((d) => {
       const op: Operation = { ...d.op!, ...result.patch };
       const detail: StepDetail = result.detail ?? {};
@@ -102,6 +105,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       d.stateSince = new Date().toISOString();
       if (tr.next === 'idle') {
         const final = events.at(-1);
+        finalEvent = final;
         if (final) d.handled.push({ commandId: op.command.commandId, final });
         d.last = { result: resultOf(final), commandId: op.command.commandId, at: d.stateSince };
         d.op = null;
@@ -119,7 +123,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       },
       'state changed',
     );
-    if (finished) await discardStaging(deps.paths, finished).catch(() => undefined);
+    if (finished) {
+      await discardStaging(deps.paths, finished).catch(() => undefined);
+      deps.onFinished?.(finished, finalEvent);
+    }
   }
 
   async function run(): Promise<void> {

@@ -36,6 +36,8 @@ export const Operation = z.object({
   /** Why the operation is falling back. */
   failure: z.string().optional(),
   startedAt: Timestamp,
+  /** Under a rollout plan without the control plane: the end of this node's reboot turn. */
+  turnDeadline: Timestamp.optional(),
 });
 export type Operation = z.output<typeof Operation>;
 

@@ -1,3 +1,4 @@
+import type { P2pMetrics } from './p2p-link.ts';
 import { createServer, type Server } from 'node:http';
 import type { AgentState } from '../schema/index.ts';
 import { AgentState as AgentStates } from '../schema/index.ts';
@@ -13,6 +14,8 @@ export interface MetricsSnapshot {
   readonly commands: Readonly<Record<'accepted' | 'rejected', number>>;
   /** How the last operation ended (committed, fell-back, rolled-back, rejected, …). */
   readonly lastResult?: { readonly result: string; readonly at: string } | undefined;
+  /** The peer-to-peer side, when it is on. */
+  readonly p2p?: P2pMetrics;
 }
 
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -49,6 +52,31 @@ export function renderMetrics(s: MetricsSnapshot): string {
     ]);
     metric('slotflow_agent_last_result_timestamp_seconds', 'gauge', 'When the last operation ended.', [
       ['', Math.round(Date.parse(s.lastResult.at) / 1000)],
+    ]);
+  }
+  if (s.p2p) {
+    const p = s.p2p;
+    metric('slotflow_agent_mode', 'gauge', 'Where commands and events flow (1 for the current mode).', [
+      ['{mode="nats"}', p.mode === 'nats' ? 1 : 0],
+      ['{mode="p2p"}', p.mode === 'p2p' ? 1 : 0],
+    ]);
+    metric('slotflow_p2p_peers', 'gauge', 'Connected peers.', [['', p.peers]]);
+    metric(
+      'slotflow_p2p_gossip_messages_total',
+      'counter',
+      'Gossip messages checked, by topic and verdict.',
+      [
+        ['{topic="commands",verdict="accepted"}', p.gossip.commands.accepted],
+        ['{topic="commands",verdict="rejected"}', p.gossip.commands.rejected],
+        ['{topic="events",verdict="accepted"}', p.gossip.events.accepted],
+        ['{topic="events",verdict="rejected"}', p.gossip.events.rejected],
+      ],
+    );
+    metric('slotflow_p2p_events_relayed_total', 'counter', "Peers' events this node stored in JetStream.", [
+      ['', p.relayed],
+    ]);
+    metric('slotflow_p2p_uploaded_bytes_total', 'counter', 'Image bytes served to peers.', [
+      ['', p.uploadedBytes],
     ]);
   }
   return `${lines.join('\n')}\n`;

@@ -13,6 +13,8 @@ export interface AgentPaths {
   readonly slots: string;
   /** The `kairos` and `rauc` drivers' record of what each slot holds. */
   readonly slotLedger: string;
+  /** Signed rollout plans held for the peer-to-peer fallback (kept across reboots). */
+  readonly plans: string;
 }
 
 /** The layout of a data directory. */
@@ -24,6 +26,7 @@ export function agentPaths(dataDir: string): AgentPaths {
     staging: join(dataDir, 'staging'),
     slots: join(dataDir, 'slots'),
     slotLedger: join(dataDir, 'slot-ledger.json'),
+    plans: join(dataDir, 'plans.json'),
   };
 }
 

@@ -14,6 +14,7 @@ import {
 import type { StepDetail } from './events.ts';
 import { runHealthChecks } from './health/health-checks.ts';
 import type { Operation } from './journal-data.ts';
+import type { RebootTurn } from './p2p-link.ts';
 import { stagingFile, type AgentPaths } from './paths.ts';
 import type { RebootDriver } from './reboot/reboot-driver.ts';
 import { bootedImage, type InstallSource, type SlotDriver, type SlotStatus } from './slot-drivers/driver.ts';
@@ -42,6 +43,10 @@ export interface StepDeps {
   /** Reads the journal now: a Cancel may arrive while a step runs. */
   readonly cancelRequested: () => boolean;
   readonly onBytesWritten: (bytes: number) => void;
+  /** An image arrived and verified in staging (peers may fetch it from this node from now on). */
+  readonly onImageFetched?: (manifest: ArtifactManifest, path: string) => Promise<void>;
+  /** Waits for this node's reboot turn under the rollout's plan, when it must take one. */
+  readonly rebootTurn?: (rolloutId: string, signal: AbortSignal) => Promise<RebootTurn>;
 }
 
 /** A state's entry action: does the side effect and reports how it went. Idempotent, so a crash can repeat it. */
@@ -113,6 +118,7 @@ export const STEPS: Readonly<Record<Exclude<AgentState, 'idle'>, Step>> = {
         signal: d.signal,
         log: d.log,
       });
+      await d.onImageFetched?.(img.manifest, stagingFile(d.paths, img.manifest.digest));
       return {
         outcome: Outcome.fetched,
         patch: { source: got.source === 'staging' ? (op.source ?? 'staging (resumed)') : got.source },
@@ -200,6 +206,12 @@ export const STEPS: Readonly<Record<Exclude<AgentState, 'idle'>, Step>> = {
       await d.driver.disarm();
       return cancelled(op);
     }
+    // Under a rollout plan without the control plane, the node reboots only in its turn.
+    const turn = (await d.rebootTurn?.(op.command.rolloutId, d.signal)) ?? { type: 'free' };
+    if (d.cancelRequested()) return cancelled(op);
+    if (turn.type === 'refused') {
+      return { outcome: Outcome.failed, detail: { reason: `not rebooting: ${turn.reason}` } };
+    }
     try {
       await d.driver.armTrialBoot(op.toSlot);
     } catch (err) {
@@ -210,7 +222,13 @@ export const STEPS: Readonly<Record<Exclude<AgentState, 'idle'>, Step>> = {
       };
     }
     await discardStaging(d.paths, op);
-    return { outcome: Outcome.armed, patch: { rebootBootId: d.bootId } };
+    return {
+      outcome: Outcome.armed,
+      patch: {
+        rebootBootId: d.bootId,
+        ...(turn.type === 'go' ? { turnDeadline: new Date(turn.deadline).toISOString() } : {}),
+      },
+    };
   },
 
   async rebooting(op, d) {

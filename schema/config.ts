@@ -186,15 +186,32 @@ export const AgentConfig = z
     /** The `command` reboot driver reports a failure when the machine still runs after this long. */
     rebootTimeout: Duration.prefault('10m'),
     tools: SlotToolsConfig.prefault({}),
+    /** The peer-to-peer fallback: on when `listen` has an address (or `relay.reserve` is set). */
     p2p: z
       .object({
+        /** Multiaddrs to listen on, e.g. /ip4/0.0.0.0/tcp/4001. */
         listen: z.array(z.string()).default([]),
+        /** Addresses to advertise instead (port forwarding). */
+        announce: z.array(z.string()).default([]),
+        /** Peers to stay connected to; /p2p/<peer id> may be omitted. */
         bootstrap: z.array(z.string()).default([]),
         mdns: z.boolean().default(false),
+        /** CIDRs peers may be dialled at and accepted from (default: loopback and private ranges). */
+        allowedNetworks: z.array(z.string()).optional(),
+        relay: z
+          .object({
+            /** Serve as a circuit relay for peers that cannot be dialled directly. */
+            serve: z.boolean().default(false),
+            /** Behind NAT: reserve a slot on a relay peer and be reached through it. */
+            reserve: z.boolean().default(false),
+          })
+          .strict()
+          .default({ serve: false, reserve: false }),
         /** Time without NATS before the agent switches to peer-to-peer mode. */
         natsLossGrace: Duration.prefault('20s'),
       })
-      .default({ listen: [], bootstrap: [], mdns: false, natsLossGrace: 20_000 }),
+      .strict()
+      .prefault({}),
   })
   .strict();
 export type AgentConfig = z.output<typeof AgentConfig>;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ImageSource } from './artifact.ts';
 import { SignedCommand } from './commands.ts';
 import { NodeEvent } from './events.ts';
 import { Digest, NodeId, RolloutId, Timestamp } from './ids.ts';
@@ -10,6 +11,21 @@ import { Threshold } from './threshold.ts';
 
 /** Current version of the rollout plan's shape. */
 export const PLAN_VERSION = 1;
+
+/**
+ * The upgrade every node of a plan performs: what an Upgrade command would carry. A node that
+ * lost the control plane acts on it as on the command `<rolloutId>:<nodeId>:upgrade`, authorised
+ * by the plan's signature.
+ */
+export const PlanUpgrade = z
+  .object({
+    image: ImageSource,
+    manifestDigest: Digest,
+    allowDowngrade: z.boolean().default(false),
+    healthChecks: z.array(z.string()).default([]),
+  })
+  .strict();
+export type PlanUpgrade = z.output<typeof PlanUpgrade>;
 
 /**
  * What a site needs to finish a rollout without the control plane: the wave order, the reboot
@@ -43,6 +59,10 @@ export const RolloutPlan = z
      * lease reports and events count for it; unlisted nodes are bound on first use.
      */
     peerIds: z.record(NodeId, z.string().min(1).max(128)).optional(),
+    /** The rollout's index of `waves[0]` (plans are re-issued as waves start). */
+    firstWave: z.number().int().nonnegative().default(0),
+    /** What the nodes install; without it, the plan only coordinates reboots. */
+    upgrade: PlanUpgrade.optional(),
   })
   .strict()
   .superRefine((plan, ctx) => {

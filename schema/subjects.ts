@@ -10,7 +10,11 @@ export const PROJECTION_BUCKET = 'slotflow-projection';
 /** Object store bucket holding built slot images. */
 export const IMAGES_BUCKET = 'slotflow-images';
 
+/** Stream of signed rollout plans, the latest one per rollout. */
+export const PLANS_STREAM = 'SLOTFLOW_PLANS';
+
 export const EVENTS_SUBJECTS = 'slotflow.evt.>';
+export const PLANS_SUBJECTS = 'slotflow.plan.*';
 export const COMMANDS_SUBJECTS = 'slotflow.cmd.*';
 
 /** Subject for an event about a rollout. */
@@ -43,6 +47,11 @@ export function nodeEventsFilter(nodeId = '*'): string {
 /** Subject a node's commands are published on. */
 export function commandSubject(nodeId: string): string {
   return `slotflow.cmd.${nodeId}`;
+}
+
+/** Subject a rollout's signed plan is published on (the stream keeps the latest). */
+export function planSubject(rolloutId: string): string {
+  return `slotflow.plan.${rolloutId}`;
 }
 
 /** Name of the durable consumer that delivers one node's commands. */

@@ -1,0 +1,323 @@
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { openEventLog } from '../eventlog/index.ts';
+import {
+  ChunkFetchError,
+  LeaseForfeitedError,
+  NotInPlanError,
+  WaveGateFailedError,
+  createModeSwitch,
+  createSlotflowPeer,
+  importImage,
+  watchNatsStatus,
+  type ModeChange,
+  type ModeSwitch,
+  type SlotflowPeer,
+} from '../p2p/index.ts';
+import {
+  PLANS_STREAM,
+  PLANS_SUBJECTS,
+  type AgentConfig,
+  type ArtifactManifest,
+  type NodeEvent,
+  type SignedCommand,
+  type SignedPlan,
+} from '../schema/index.ts';
+import type { TrustedKeys } from '../signing/index.ts';
+import type { ArtifactSource } from './artifact/index.ts';
+import { ArtifactUnavailableError, describeError } from './errors.ts';
+import type { Journal } from './journal.ts';
+import { planLists, type PlanBook } from './plans.ts';
+
+/** What the agent may do about a reboot under a rollout plan. */
+export type RebootTurn =
+  /** No turn needed: the control plane coordinates, or the rollout has no plan for this node. */
+  | { readonly type: 'free' }
+  /** The turn is taken; the node must be back and healthy by `deadline`. */
+  | { readonly type: 'go'; readonly deadline: number }
+  /** The plan says this node must not reboot (turn forfeited, or earlier waves failed). */
+  | { readonly type: 'refused'; readonly reason: string };
+
+/** Counters of the peer-to-peer side, for the metrics endpoint. */
+export interface P2pMetrics {
+  readonly mode: 'nats' | 'p2p';
+  readonly peers: number;
+  readonly gossip: Readonly<Record<'commands' | 'events', { accepted: number; rejected: number }>>;
+  readonly relayed: number;
+  readonly uploadedBytes: number;
+}
+
+/** The agent's side of the peer-to-peer fallback. */
+export interface P2pLink {
+  readonly peer: SlotflowPeer;
+  mode(): 'nats' | 'p2p';
+  start(): Promise<void>;
+  /** A NATS connection exists: follow its status, relay peers' events, read the plans. */
+  attach(nc: NatsConnection): void;
+  /** Re-gossips a command the node received from NATS. */
+  gossipCommand(signed: SignedCommand): void;
+  /** The peers as the last artifact source (first choice in p2p mode, see `natsSource`). */
+  readonly artifactSource: ArtifactSource;
+  /** An image fetched from anywhere: store its chunks and serve them to peers. */
+  seed(manifest: ArtifactManifest, path: string): Promise<void>;
+  /** Waits for this node's reboot turn when it has to take one (p2p mode, rollout with a plan). */
+  rebootTurn(rolloutId: string, signal: AbortSignal): Promise<RebootTurn>;
+  /** Tells peers this node is done with the rollout (after its trial boot, or without a reboot). */
+  finishTurn(rolloutId: string, outcome: 'succeeded' | 'failed' | 'skipped'): Promise<void>;
+  metrics(): P2pMetrics;
+  stop(): Promise<void>;
+}
+
+export interface P2pLinkInit {
+  readonly config: AgentConfig;
+  readonly trustedKeys: TrustedKeys;
+  readonly journal: Journal;
+  readonly plans: PlanBook;
+  readonly log: Logger;
+  /** A command for this node arrived from a peer (still to be verified like any other). */
+  readonly onCommand: (signed: SignedCommand) => void;
+  /** A plan was newly kept (from NATS or a peer). */
+  readonly onPlan: (signed: SignedPlan) => void;
+  /** The mode changed (journal it as NodeModeChanged). */
+  readonly onModeChange: (change: ModeChange) => void;
+  /** Re-gossip the outbox this often in p2p mode (default 10 s). */
+  readonly regossipMs?: number;
+}
+
+/** Whether the configuration turns the peer-to-peer fallback on. */
+export function p2pEnabled(config: AgentConfig): boolean {
+  return config.p2p.listen.length > 0 || config.p2p.relay.reserve;
+}
+
+/**
+ * Builds the libp2p peer and wires it to the agent: the mode switch fed by the NATS connection,
+ * plans from NATS and gossip, the outbox gossiped in p2p mode, peers' events relayed to
+ * JetStream, image chunks served and fetched, reboot turns under the plan.
+ */
+export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
+  const { config, journal, plans, log } = init;
+  const nodeId = config.nodeId;
+  const peer = await createSlotflowPeer({
+    nodeId,
+    dataDir: config.dataDir,
+    listen: config.p2p.listen,
+    announce: config.p2p.announce,
+    bootstrap: config.p2p.bootstrap,
+    mdns: config.p2p.mdns,
+    ...(config.p2p.allowedNetworks ? { allowedNetworks: config.p2p.allowedNetworks } : {}),
+    relay: config.p2p.relay,
+    trustedKeys: init.trustedKeys,
+    onCommand: (signed) => init.onCommand(signed),
+    onPlan: async (signed) => {
+      const kept = await plans.offer(signed);
+      if (kept) init.onPlan(kept);
+    },
+    log: log.child({ name: 'p2p' }),
+  });
+
+  let stopped = false;
+  const gossiped = new Set<string>();
+  const gossipEvents = async (events: readonly NodeEvent[]) => {
+    for (const event of events) {
+      await peer.events.publish(event).catch((err: unknown) => {
+        log.debug({ err: describeError(err), event: event.id }, 'cannot gossip an event yet');
+      });
+      gossiped.add(event.id);
+    }
+  };
+
+  const modeSwitch: ModeSwitch = createModeSwitch({
+    graceMs: config.p2p.natsLossGrace,
+    onChange: (change) => {
+      log.info({ mode: change.mode, reason: change.reason }, 'mode changed');
+      if (change.mode === 'p2p') {
+        peer.relay.setEventLog(undefined);
+        gossiped.clear();
+      }
+      init.onModeChange(change);
+    },
+  });
+  // Until a connection says otherwise, NATS is out of reach (the grace timer starts now).
+  modeSwitch.observe(false);
+
+  // In p2p mode the outbox is gossiped as it grows, and again now and then for late peers.
+  journal.onCommit(() => {
+    if (modeSwitch.mode !== 'p2p') return;
+    const fresh = journal.data.outbox.filter((e) => !gossiped.has(e.id));
+    if (fresh.length > 0) void gossipEvents(fresh);
+  });
+  const regossip = setInterval(() => {
+    if (modeSwitch.mode !== 'p2p') return;
+    gossiped.clear();
+    void gossipEvents(journal.data.outbox);
+  }, init.regossipMs ?? 10_000);
+  regossip.unref();
+
+  async function followPlans(nc: NatsConnection): Promise<void> {
+    const js = jetstream(nc);
+    while (!stopped && !nc.isClosed()) {
+      try {
+        const consumer = await js.consumers.get(PLANS_STREAM, {
+          filter_subjects: PLANS_SUBJECTS,
+          deliver_policy: DeliverPolicy.LastPerSubject,
+        });
+        const messages = await consumer.consume();
+        for await (const m of messages) {
+          let raw: unknown;
+          try {
+            raw = m.json();
+          } catch (err) {
+            log.warn({ err: describeError(err), subject: m.subject }, 'a plan message is not JSON; skipped');
+            continue;
+          }
+          const kept = await plans.offer(raw);
+          if (!kept) continue;
+          await peer.commands.publishPlan(kept).catch((err: unknown) => {
+            log.debug({ err: describeError(err) }, 'cannot gossip the plan yet; it is re-gossiped later');
+          });
+          init.onPlan(kept);
+        }
+      } catch (err) {
+        if (stopped || nc.isClosed()) return;
+        log.debug({ err: describeError(err) }, 'plan consumer interrupted; retrying');
+      }
+      await sleep(2_000);
+    }
+  }
+
+  async function attachEventLog(nc: NatsConnection): Promise<void> {
+    try {
+      peer.relay.setEventLog(await openEventLog(nc));
+    } catch (err) {
+      log.warn({ err: describeError(err) }, 'cannot relay peers’ events yet');
+    }
+  }
+
+  const peerSources = {
+    nats: createChunkSource(peer, 60_000),
+    p2p: createChunkSource(peer, config.fetchTimeout),
+  };
+
+  return {
+    peer,
+    mode: () => modeSwitch.mode,
+    async start() {
+      await peer.start();
+      // Serve what this node still holds of the images its plans install.
+      for (const signed of plans.all()) {
+        const image = signed.plan.upgrade?.image;
+        if (image?.type === 'artifact') await peer.chunks.provide(image.manifest).catch(() => undefined);
+      }
+      log.info({ peerId: peer.peerId, addrs: peer.multiaddrs() }, 'peer-to-peer link up');
+    },
+    attach(nc) {
+      void watchNatsStatus(nc, modeSwitch).catch(() => undefined);
+      void attachEventLog(nc);
+      void followPlans(nc);
+      void (async () => {
+        for await (const s of nc.status()) {
+          if (stopped) return;
+          if (s.type === 'reconnect') void attachEventLog(nc);
+          else if (s.type === 'disconnect') peer.relay.setEventLog(undefined);
+        }
+      })().catch(() => undefined);
+    },
+    gossipCommand(signed) {
+      void peer.commands.publishCommand(signed).catch((err: unknown) => {
+        log.debug({ err: describeError(err) }, 'cannot gossip the command yet; it is re-gossiped later');
+      });
+    },
+    artifactSource: {
+      name: 'p2p',
+      open: (manifest, offset, signal) =>
+        (modeSwitch.mode === 'p2p' ? peerSources.p2p : peerSources.nats).open(manifest, offset, signal),
+    },
+    async seed(manifest, path) {
+      try {
+        await importImage(peer.chunks.store, manifest, path);
+        await peer.chunks.provide(manifest);
+      } catch (err) {
+        log.warn({ err: describeError(err), image: manifest.digest }, 'cannot serve the image to peers');
+      }
+    },
+    async rebootTurn(rolloutId, signal) {
+      if (modeSwitch.mode !== 'p2p') return { type: 'free' };
+      const signed = plans.get(rolloutId);
+      if (!signed || !planLists(signed.plan, nodeId)) return { type: 'free' };
+      try {
+        const lease = await peer.coordinator(signed).acquire({
+          signal,
+          onWait: (reason) => log.info({ rolloutId, reason }, 'waiting for the reboot turn'),
+        });
+        return { type: 'go', deadline: lease.deadline };
+      } catch (err) {
+        if (err instanceof LeaseForfeitedError || err instanceof WaveGateFailedError) {
+          return { type: 'refused', reason: err.message };
+        }
+        if (err instanceof NotInPlanError) return { type: 'free' };
+        throw err;
+      }
+    },
+    async finishTurn(rolloutId, outcome) {
+      await peer.lease
+        .publish({ v: 1, type: 'done', rolloutId, nodeId, at: new Date().toISOString(), outcome })
+        .catch((err: unknown) => {
+          log.debug({ err: describeError(err) }, 'cannot report the turn yet; it is re-gossiped later');
+        });
+    },
+    metrics() {
+      return {
+        mode: modeSwitch.mode,
+        peers: peer.node.libp2p.getPeers().length,
+        gossip: {
+          commands: { accepted: peer.commands.stats.accepted, rejected: peer.commands.stats.rejected },
+          events: { accepted: peer.events.stats.accepted, rejected: peer.events.stats.rejected },
+        },
+        relayed: peer.relay.stats.appended,
+        uploadedBytes: peer.chunks.server.stats.bytesServed,
+      };
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(regossip);
+      modeSwitch.stop();
+      await peer.stop();
+    },
+  };
+}
+
+/** The peers as an artifact source: chunks fetched (verified) into the store, then streamed in order. */
+function createChunkSource(peer: SlotflowPeer, timeoutMs: number): ArtifactSource {
+  return {
+    name: 'p2p',
+    async open(manifest, offset, signal) {
+      try {
+        await peer.chunks.fetch({
+          manifest,
+          deadline: Date.now() + timeoutMs,
+          ...(signal ? { signal } : {}),
+        });
+      } catch (err) {
+        if (err instanceof ChunkFetchError) {
+          throw new ArtifactUnavailableError(`peers cannot deliver ${manifest.digest}: ${err.message}`, {
+            cause: err,
+          });
+        }
+        throw err;
+      }
+      const first = Math.floor(offset / manifest.chunkSize);
+      const skip = offset - first * manifest.chunkSize;
+      const store = peer.chunks.store;
+      return (async function* () {
+        for (let i = first; i < manifest.chunks.length; i++) {
+          const bytes = await store.get(manifest.chunks[i]!.digest);
+          if (!bytes)
+            throw new ArtifactUnavailableError(`chunk ${i} of ${manifest.digest} left the chunk store`);
+          yield i === first && skip > 0 ? bytes.subarray(skip) : bytes;
+        }
+      })();
+    },
+  };
+}
