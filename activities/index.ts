@@ -4,9 +4,11 @@ import type { EventLog } from '../eventlog/index.ts';
 import type { Runner } from '../runtime/runner.ts';
 import type { SigningKey } from '../signing/index.ts';
 import { createCommandActivities } from './commands.ts';
+import { createConnectivityActivities } from './connectivity.ts';
 import { createEventActivities } from './events.ts';
 import { createFleetActivities } from './fleet.ts';
 import { createImageActivities } from './image.ts';
+import { createPlanActivities } from './plan.ts';
 
 /** What the activities need from the worker process. */
 export interface ActivityDeps {
@@ -26,6 +28,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createEventActivities(deps),
     ...createFleetActivities(deps),
     ...createCommandActivities({ js: deps.log.js, key: deps.key }),
+    ...createPlanActivities({ js: deps.log.js, log: deps.log, kv: deps.kv, key: deps.key }),
+    ...createConnectivityActivities({ nc: deps.nc, jsm: deps.log.jsm }),
   };
 }
 
@@ -34,3 +38,5 @@ export type Activities = ReturnType<typeof createActivities>;
 export type { BuiltImage } from './image.ts';
 export type { Target } from './fleet.ts';
 export type { CommandRequest } from './commands.ts';
+export type { JetStreamReach } from './connectivity.ts';
+export type { PlanIssued, PlanRequest } from './plan.ts';

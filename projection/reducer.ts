@@ -40,6 +40,8 @@ export function reduceNode(node: NodeView | undefined, event: NodeEvent, seq: nu
       activeSlot: event.activeSlot,
       state: node?.state ?? 'idle',
       mode: node?.mode ?? 'nats',
+      // The latest registration describes the agent as it runs now: no peer id, no binding.
+      peerId: event.peerId,
       registeredAt: node?.registeredAt ?? event.at,
       lastSeenAt: event.at,
       previousVersion: node?.previousVersion,

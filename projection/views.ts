@@ -27,6 +27,8 @@ export interface NodeView {
   state: AgentState;
   /** Whether the agent last spoke through NATS or only through its peers. */
   mode: 'nats' | 'p2p';
+  /** The agent's libp2p peer id from its latest registration; signed plans pin the node to it. */
+  peerId?: string | undefined;
   registeredAt: string;
   lastSeenAt: string;
   /** The version before the newest committed upgrade, what a rollback returns to. */

@@ -112,6 +112,20 @@ export interface RolloutStatusView {
   pauseReason?: string | undefined;
   /** Runs of this rollout (continue-as-new), starting at 1. */
   run: number;
+  /** The latest signed plan a site follows if it loses the control plane (none before the first wave). */
+  plan?: FallbackPlanView | undefined;
+}
+
+/** What the latest signed rollout plan lets a cut-off site do. */
+export interface FallbackPlanView {
+  /** The rollout's index of the plan's first wave. */
+  firstWave: number;
+  waves: number;
+  nodes: number;
+  issuedAt: string;
+  expiresAt: string;
+  /** Published without the upgrade (paused, aborted or rolling back): a site starts nothing. */
+  withdrawn: boolean;
 }
 
 /** Who asks, and why; recorded in the events. */

@@ -1,5 +1,5 @@
-import { condition, proxyActivities, setHandler, log } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.ts';
+import { condition, patched, proxyActivities, setHandler, log } from '@temporalio/workflow';
+import type { Activities, JetStreamReach } from '../activities/index.ts';
 import type { Digest, ImageSource, NodeEvent, NodeOutcome } from '../schema/index.ts';
 import {
   NODE_SIGNAL_TYPES,
@@ -8,9 +8,13 @@ import {
   nodeProgressQuery,
   type NodeProgressView,
 } from './definitions.ts';
-import { COMMAND_TTL_SLACK_MS, QUICK_ACTIVITY } from './timeouts.ts';
+import { COMMAND_TTL_SLACK_MS, OUTAGE_RECHECK_MAX_MS, PROBE_ACTIVITY, QUICK_ACTIVITY } from './timeouts.ts';
 
 const { sendCommand, recordEvents } = proxyActivities<Activities>(QUICK_ACTIVITY);
+const { checkJetStream } = proxyActivities<Activities>(PROBE_ACTIVITY);
+
+/** Marks histories written since node workflows ride out NATS outages and self-finished nodes. */
+const OUTAGE_AWARE_PATCH = 'nats-outage-aware';
 
 /** Per-phase time limits in ms. */
 export interface PhaseTimeouts {
@@ -87,23 +91,26 @@ export async function nodeUpgradeWorkflow(input: NodeUpgradeInput): Promise<Node
 
   const ttlMs = input.timeouts.accept + COMMAND_TTL_SLACK_MS;
   const base = { commandId, nodeId: input.nodeId, rolloutId: input.rolloutId, ttlMs };
-  await sendCommand.executeWithOptions(
-    {
-      ...QUICK_ACTIVITY,
-      summary: `${input.kind === 'upgrade' ? 'Upgrade' : 'Rollback'} command to ${input.nodeId}`,
-    },
-    [
-      input.kind === 'upgrade'
-        ? {
-            ...base,
-            type: 'Upgrade',
-            image: input.image as ImageSource,
-            manifestDigest: input.manifestDigest as Digest,
-            allowDowngrade: input.allowDowngrade ?? false,
-          }
-        : { ...base, type: 'Rollback', ...(input.toVersion ? { toVersion: input.toVersion } : {}) },
-    ],
-  );
+  // A node that finished on its own (peer to peer, while NATS was away) has told us already.
+  if (!terminal || !patched(OUTAGE_AWARE_PATCH)) {
+    await sendCommand.executeWithOptions(
+      {
+        ...QUICK_ACTIVITY,
+        summary: `${input.kind === 'upgrade' ? 'Upgrade' : 'Rollback'} command to ${input.nodeId}`,
+      },
+      [
+        input.kind === 'upgrade'
+          ? {
+              ...base,
+              type: 'Upgrade',
+              image: input.image as ImageSource,
+              manifestDigest: input.manifestDigest as Digest,
+              allowDowngrade: input.allowDowngrade ?? false,
+            }
+          : { ...base, type: 'Rollback', ...(input.toVersion ? { toVersion: input.toVersion } : {}) },
+      ],
+    );
+  }
 
   const phases: [string, number, number][] =
     input.kind === 'upgrade'
@@ -122,10 +129,44 @@ export async function nodeUpgradeWorkflow(input: NodeUpgradeInput): Promise<Node
           ],
         ];
 
+  /**
+   * Waits for the phase's goal. When the time limit passes, a NATS outage (now, or since the
+   * wait began) is no verdict on the node: its events are held in its outbox or a peer's, so the
+   * phase waits again. Only silence while JetStream answered throughout times the node out.
+   */
+  async function waitFor(name: string, goal: number, timeout: number): Promise<boolean> {
+    let wait = timeout;
+    for (;;) {
+      const since = Date.now();
+      if (await condition(() => terminal !== undefined || rank >= goal, wait)) return true;
+      if (!patched(OUTAGE_AWARE_PATCH)) return false;
+      let reach: JetStreamReach;
+      try {
+        reach = await checkJetStream.executeWithOptions(
+          { ...PROBE_ACTIVITY, summary: `No progress while ${name}: is JetStream reachable?` },
+          [{ since }],
+        );
+      } catch (err) {
+        // No worker could answer: judge the node as before, by its silence alone.
+        log.warn('could not check JetStream', { nodeId: input.nodeId, error: (err as Error).message });
+        return false;
+      }
+      if (!reach.interrupted) return false;
+      log.info('node phase extended: NATS was unreachable', { nodeId: input.nodeId, phase: name, ...reach });
+      if (reach.reachable) {
+        phase = `${name} (NATS is back; waiting for the node's held events)`;
+        wait = timeout;
+      } else {
+        phase = `${name} (NATS unreachable)`;
+        wait = Math.min(wait * 2, Math.max(timeout, OUTAGE_RECHECK_MAX_MS));
+      }
+    }
+  }
+
   let result: NodeUpgradeResult | undefined;
   for (const [name, goal, timeout] of phases) {
     phase = name;
-    const reached = await condition(() => terminal !== undefined || rank >= goal, timeout);
+    const reached = await waitFor(name, goal, timeout);
     if (terminal) break;
     if (!reached) {
       result = {

@@ -23,19 +23,27 @@ export function planWaves(targets: readonly string[], steps: readonly WaveStep[]
   return waves;
 }
 
-/** When the next maintenance window opens, in ms from `now` (0 when inside one). */
-export function msUntilWindow(
+/** The maintenance window `now` falls in, or else the next one to open (ms since epoch). */
+export function windowAround(
   nowMs: number,
-  window: { start: string; duration: number } | undefined,
-): number {
-  if (!window) return 0;
+  window: { start: string; duration: number },
+): { opensAt: number; closesAt: number } {
   const day = 86_400_000;
   const [h, m] = window.start.split(':').map(Number) as [number, number];
   const startOfDay = nowMs - (nowMs % day);
   for (const dayOffset of [-1, 0, 1]) {
     const open = startOfDay + dayOffset * day + (h * 60 + m) * 60_000;
-    if (nowMs >= open && nowMs < open + window.duration) return 0;
-    if (open > nowMs) return open - nowMs;
+    if ((nowMs >= open && nowMs < open + window.duration) || open > nowMs) {
+      return { opensAt: open, closesAt: open + window.duration };
+    }
   }
-  return 0;
+  return { opensAt: nowMs, closesAt: nowMs + window.duration };
+}
+
+/** When the next maintenance window opens, in ms from `now` (0 when inside one). */
+export function msUntilWindow(
+  nowMs: number,
+  window: { start: string; duration: number } | undefined,
+): number {
+  return window ? Math.max(0, windowAround(nowMs, window).opensAt - nowMs) : 0;
 }

@@ -5,6 +5,7 @@ import {
   condition,
   continueAsNew,
   executeChild,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -35,14 +36,18 @@ import {
   statusQuery,
   type OperatorRequest,
 } from './definitions.ts';
+import { describePlan, fallbackWaves, planRequest } from './fallback-plan.ts';
 import { imageBuildWorkflow } from './image-build.ts';
 import { nodeUpgradeWorkflow, type NodeUpgradeResult } from './node-upgrade.ts';
 import { msUntilWindow, planWaves } from './planning.ts';
 import { initialState, isFinished, recount, type Control, type RolloutState } from './rollout-state.ts';
 import { HISTORY_EVENT_BUDGET, MAX_CHILDREN_IN_FLIGHT, QUICK_ACTIVITY } from './timeouts.ts';
 
-const { recordEvents, resolveTargets, pinOciImage, lookupPublishedImage } =
+const { recordEvents, resolveTargets, pinOciImage, lookupPublishedImage, issuePlan } =
   proxyActivities<Activities>(QUICK_ACTIVITY);
+
+/** Marks histories written since rollouts sign a plan for the peer-to-peer fallback. */
+const FALLBACK_PLAN_PATCH = 'fallback-plan';
 
 export interface RolloutInput {
   spec: RolloutSpecInput;
@@ -159,6 +164,8 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
   async function finish(
     outcome: 'succeeded' | 'failed' | 'aborted' | 'rolled-back',
   ): Promise<RolloutState['view']> {
+    // An ended rollout lets no site start anything on its own (a timed-out node coming back, say).
+    if (view.plan && !view.plan.withdrawn) await publishPlan(s.waveIndex, `rollout ${outcome}`);
     recount(view);
     view.status = outcome;
     view.waitingFor = undefined;
@@ -248,7 +255,54 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
     ) && view.counts.upgraded + view.counts.failed >= spec.minExecuted;
   const historyFull = () => workflowInfo().historyLength > budget || workflowInfo().continueAsNewSuggested;
 
+  /**
+   * Signs and publishes what a site may finish on its own from wave `index` should it lose the
+   * control plane; withdrawn, the plan keeps holders of an earlier one from starting anything.
+   */
+  async function publishPlan(index: number, withdraw: string | undefined): Promise<void> {
+    if (!s.image || !s.manifestDigest || !patched(FALLBACK_PLAN_PATCH)) return;
+    const pending = (id: string) => view.nodes[id]?.state === 'pending';
+    let first = index;
+    let planned = fallbackWaves(waves, first, pending, spec.approveWaves);
+    if (withdraw) {
+      if (!view.plan || view.plan.withdrawn) return;
+      if (planned.length === 0) {
+        // Any valid set of nodes will do: the newest plan replaces the old one as a whole.
+        first = Math.min(index, waves.length - 1);
+        planned = [waves[first] ?? []];
+      }
+    }
+    if ((planned[0] ?? []).length === 0) return;
+    const request = planRequest({
+      spec,
+      index: first,
+      waves: planned,
+      image: s.image,
+      manifestDigest: s.manifestDigest,
+      failedSoFar: view.counts.failed - s.failureBaseline,
+      withdraw: withdraw !== undefined,
+    });
+    const issued = await issuePlan.executeWithOptions(
+      {
+        ...QUICK_ACTIVITY,
+        summary: withdraw
+          ? `Withdraw the peer-to-peer plan: ${withdraw}`
+          : `Sign the peer-to-peer plan: ${describePlan(first, planned)}`,
+      },
+      [request],
+    );
+    view.plan = {
+      firstWave: issued.firstWave,
+      waves: issued.waves,
+      nodes: issued.nodes,
+      issuedAt: issued.issuedAt,
+      expiresAt: issued.expiresAt,
+      withdrawn: issued.withdrawn,
+    };
+  }
+
   let inFlight = 0;
+  let startedThisRun = 0;
   async function upgradeNode(nodeId: string, wave: number): Promise<void> {
     inFlight++;
     view.nodes[nodeId] = { wave, state: 'running' };
@@ -293,6 +347,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
   async function runWave(index: number): Promise<'done' | 'stopped' | 'continue-as-new'> {
     const wave = waves[index] ?? [];
     let stop: 'stopped' | 'continue-as-new' | undefined;
+    if (s.control === 'run' && !breached()) await publishPlan(index, undefined);
     for (const nodeId of wave) {
       if (view.nodes[nodeId]?.state !== 'pending') continue;
       await condition(() => inFlight < cap || s.control !== 'run' || breached());
@@ -300,7 +355,8 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
         stop = 'stopped';
         break;
       }
-      if (historyFull()) {
+      // A run that started no node yet goes on regardless, so every run makes progress.
+      if (historyFull() && startedThisRun > 0) {
         stop = 'continue-as-new';
         break;
       }
@@ -310,6 +366,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
         stop = 'stopped';
         break;
       }
+      startedThisRun++;
       void upgradeNode(nodeId, index);
     }
     await condition(() => inFlight === 0);
@@ -365,6 +422,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
 
   /** Acts on a pause, abort or rollback request; returns the final view when the rollout ends. */
   async function obeyControl(): Promise<RolloutState['view'] | undefined> {
+    if (s.control !== 'run') await publishPlan(s.waveIndex, s.request.reason);
     if (s.control === 'pause') {
       view.status = 'paused';
       view.waitingFor = 'resume';

@@ -8,6 +8,18 @@ export const QUICK_ACTIVITY: ActivityOptions = {
   retry: { maximumInterval: '10s' },
 };
 
+/** Asking a worker whether JetStream answers: seconds, a couple of tries. */
+export const PROBE_ACTIVITY: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  retry: { maximumAttempts: 3, maximumInterval: '2s' },
+};
+
+/**
+ * While NATS is unreachable a node's phase keeps waiting; each further wait doubles, up to this
+ * (or the phase's own limit when longer), so a long outage adds little history.
+ */
+export const OUTAGE_RECHECK_MAX_MS = 300_000;
+
 /** Building an image: long, heartbeating. */
 export const BUILD_ACTIVITY: ActivityOptions = {
   startToCloseTimeout: '2h',

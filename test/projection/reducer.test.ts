@@ -61,3 +61,45 @@ test('reducer - events of an unregistered node are not projected', () => {
   assert.equal(p.nodes.size, 0);
   assert.equal(p.lastSeq, 1);
 });
+
+test('reducer - a node carries the peer id of its latest registration', () => {
+  const p = emptyProjection();
+  const registered = (seq: number, peerId?: string) =>
+    applyEvent(
+      p,
+      seq,
+      DomainEvent.parse({
+        v: 1,
+        id: `reg-${seq}`,
+        at: `2026-11-22T10:00:0${seq}.000Z`,
+        type: 'NodeRegistered',
+        nodeId: 'n-p2p',
+        labels: { site: 'lab' },
+        version: '1.0.0',
+        activeSlot: 'a',
+        agentVersion: '0.1.0',
+        ...(peerId ? { peerId } : {}),
+      }),
+    );
+  registered(1, '12D3KooWFirst');
+  assert.equal(p.nodes.get('n-p2p')?.peerId, '12D3KooWFirst');
+  applyEvent(
+    p,
+    2,
+    DomainEvent.parse({
+      v: 1,
+      id: 'hb-2',
+      at: '2026-11-22T10:00:02.000Z',
+      type: 'NodeHeartbeat',
+      nodeId: 'n-p2p',
+      version: '1.0.0',
+      activeSlot: 'a',
+      state: 'idle',
+    }),
+  );
+  assert.equal(p.nodes.get('n-p2p')?.peerId, '12D3KooWFirst', 'other events keep it');
+  registered(3, '12D3KooWSecond');
+  assert.equal(p.nodes.get('n-p2p')?.peerId, '12D3KooWSecond');
+  registered(4);
+  assert.equal(p.nodes.get('n-p2p')?.peerId, undefined, 'an agent without libp2p has no binding');
+});

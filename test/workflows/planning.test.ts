@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseWaves, type WaveStep } from '../../schema/index.ts';
-import { msUntilWindow, planWaves } from '../../workflows/planning.ts';
+import { msUntilWindow, planWaves, windowAround } from '../../workflows/planning.ts';
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `n${i}`);
 const steps = (text: string) => parseWaves(text) as WaveStep[];
@@ -43,4 +43,22 @@ test('planning - maintenance window: 0 inside, time to the next opening outside'
   // A window that runs past midnight still counts after midnight.
   assert.equal(msUntilWindow(day + 0.5 * 3_600_000, { start: '23:00', duration: 7_200_000 }), 0);
   assert.equal(msUntilWindow(day, undefined), 0);
+});
+
+test('planning - the window around now: the open one, else the next', () => {
+  const day = Date.parse('2026-11-22T00:00:00Z');
+  const hour = 3_600_000;
+  const window = { start: '02:00', duration: hour };
+  assert.deepEqual(windowAround(day + 2.5 * hour, window), {
+    opensAt: day + 2 * hour,
+    closesAt: day + 3 * hour,
+  });
+  assert.deepEqual(windowAround(day + 4 * hour, window), {
+    opensAt: day + 26 * hour,
+    closesAt: day + 27 * hour,
+  });
+  assert.deepEqual(windowAround(day + 0.5 * hour, { start: '23:00', duration: 2 * hour }), {
+    opensAt: day - hour,
+    closesAt: day + hour,
+  });
 });

@@ -1,0 +1,125 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { WorkflowHandle } from '@temporalio/client';
+import { openEventLog, type EventLog } from '../../eventlog/index.ts';
+import { TASK_QUEUE, nodeProgressQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
+import type { NodeUpgradeInput, nodeUpgradeWorkflow } from '../../workflows/node-upgrade.ts';
+import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { upgradeEvents } from '../helpers/node-events.ts';
+
+let plane: ControlPlane;
+let log: EventLog;
+const digest = `sha256:${'b'.repeat(64)}`;
+
+before(async () => {
+  plane = await startControlPlane();
+  log = await openEventLog(plane.nc);
+});
+after(() => plane?.stop());
+
+/** Starts one node's upgrade workflow on its own, as a rollout would. */
+function startNode(
+  rolloutId: string,
+  nodeId: string,
+  timeouts: NodeUpgradeInput['timeouts'],
+): Promise<WorkflowHandle<typeof nodeUpgradeWorkflow>> {
+  return plane.client.workflow.start<typeof nodeUpgradeWorkflow>('nodeUpgradeWorkflow', {
+    workflowId: nodeWorkflowId(rolloutId, nodeId),
+    taskQueue: TASK_QUEUE,
+    args: [
+      {
+        rolloutId,
+        nodeId,
+        wave: 0,
+        kind: 'upgrade',
+        image: { type: 'oci', reference: 'registry.example/os:2.0.0', digest, version: '2.0.0' },
+        manifestDigest: digest,
+        timeouts,
+      },
+    ],
+  });
+}
+
+/** Polls the node workflow's progress query until the predicate holds. */
+async function waitForPhase(
+  handle: WorkflowHandle<typeof nodeUpgradeWorkflow>,
+  predicate: (phase: string) => boolean,
+  timeoutMs = 30_000,
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let phase = '';
+  while (Date.now() < deadline) {
+    phase = (await handle.query(nodeProgressQuery).catch(() => undefined))?.phase ?? phase;
+    if (predicate(phase)) return phase;
+    await sleep(150);
+  }
+  throw new Error(`node workflow ${handle.workflowId} did not reach the expected phase; last: ${phase}`);
+}
+
+/** Activity types the workflow scheduled, in order. */
+async function activitiesOf(handle: WorkflowHandle): Promise<string[]> {
+  const history = await handle.fetchHistory();
+  return (history.events ?? []).flatMap((e) =>
+    e.activityTaskScheduledEventAttributes?.activityType?.name
+      ? [e.activityTaskScheduledEventAttributes.activityType.name]
+      : [],
+  );
+}
+
+test('node workflow - with NATS up, a node that stays silent still times out', async () => {
+  const handle = await startNode('r-quiet', 'quiet-1', {
+    accept: 1_000,
+    write: 1_000,
+    reboot: 1_000,
+    health: 1_000,
+  });
+  const result = await handle.result();
+  assert.equal(result.outcome, 'timed-out');
+  assert.match(result.detail ?? '', /no progress within 1000 ms while waiting for the node to accept/);
+  const activities = await activitiesOf(handle);
+  assert.deepEqual(activities, ['sendCommand', 'checkJetStream', 'sendCommand', 'recordEvents']);
+});
+
+test('node workflow - a node that reports its whole upgrade at once, commit first, ends upgraded', async () => {
+  const handle = await startNode('r-self', 'self-1', {
+    accept: 20_000,
+    write: 20_000,
+    reboot: 20_000,
+    health: 20_000,
+  });
+  const events = upgradeEvents('r-self', 'self-1', { version: '2.0.0', digest });
+  // As a flushed outbox redelivered by the bridge may order them: the terminal event first.
+  for (const event of [events.at(-1)!, ...events.slice(0, -1)]) await log.append(event);
+  const result = await handle.result();
+  assert.deepEqual(result, { nodeId: 'self-1', outcome: 'upgraded', version: '2.0.0' });
+});
+
+test('node workflow - phase limits passing while NATS is down keep it waiting; it finishes once NATS is back', async () => {
+  const handle = await startNode('r-outage', 'out-1', {
+    accept: 10_000,
+    write: 1_500,
+    reboot: 1_500,
+    health: 1_500,
+  });
+  const [accepted, ...rest] = upgradeEvents('r-outage', 'out-1', { version: '2.0.0', digest });
+  await log.append(accepted!);
+  await waitForPhase(handle, (p) => p === 'fetching and writing the passive slot');
+
+  await plane.stack.nats.kill();
+  const waiting = await waitForPhase(handle, (p) => p.endsWith('(NATS unreachable)'));
+  assert.equal(waiting, 'fetching and writing the passive slot (NATS unreachable)');
+  await sleep(6_000); // several write limits
+  assert.equal((await handle.describe()).status.name, 'RUNNING', 'no timeout while NATS is down');
+
+  await plane.stack.nats.restart();
+  for (const event of rest) await log.append(event);
+  const result = await handle.result();
+  assert.deepEqual(result, { nodeId: 'out-1', outcome: 'upgraded', version: '2.0.0' });
+  const activities = await activitiesOf(handle);
+  assert.ok(
+    activities.filter((a) => a === 'checkJetStream').length >= 2,
+    `asked about JetStream on each passing limit: ${activities.join(', ')}`,
+  );
+  assert.equal(activities.at(-1), 'recordEvents');
+});
