@@ -9,6 +9,7 @@ import {
   NotInPlanError,
   WaveGateFailedError,
   createModeSwitch,
+  createPeerArtifactSource,
   createSlotflowPeer,
   importImage,
   watchNatsStatus,
@@ -288,36 +289,20 @@ export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
   };
 }
 
-/** The peers as an artifact source: chunks fetched (verified) into the store, then streamed in order. */
+/** The peers as an artifact source; a fetch they cannot complete is "unavailable" to the fetcher. */
 function createChunkSource(peer: SlotflowPeer, timeoutMs: number): ArtifactSource {
+  const source = createPeerArtifactSource(peer.chunks, { fetchTimeoutMs: timeoutMs });
   return {
-    name: 'p2p',
+    name: source.name,
     async open(manifest, offset, signal) {
       try {
-        await peer.chunks.fetch({
-          manifest,
-          deadline: Date.now() + timeoutMs,
-          ...(signal ? { signal } : {}),
-        });
+        return await source.open(manifest, offset, signal);
       } catch (err) {
-        if (err instanceof ChunkFetchError) {
-          throw new ArtifactUnavailableError(`peers cannot deliver ${manifest.digest}: ${err.message}`, {
-            cause: err,
-          });
-        }
-        throw err;
+        if (!(err instanceof ChunkFetchError)) throw err;
+        throw new ArtifactUnavailableError(`peers cannot deliver ${manifest.digest}: ${err.message}`, {
+          cause: err,
+        });
       }
-      const first = Math.floor(offset / manifest.chunkSize);
-      const skip = offset - first * manifest.chunkSize;
-      const store = peer.chunks.store;
-      return (async function* () {
-        for (let i = first; i < manifest.chunks.length; i++) {
-          const bytes = await store.get(manifest.chunks[i]!.digest);
-          if (!bytes)
-            throw new ArtifactUnavailableError(`chunk ${i} of ${manifest.digest} left the chunk store`);
-          yield i === first && skip > 0 ? bytes.subarray(skip) : bytes;
-        }
-      })();
     },
   };
 }
