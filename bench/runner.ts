@@ -51,6 +51,7 @@ const ORDER = [
   'worker-rss',
   'p2p-origin-egress',
   'p2p-chunk-transfer',
+  'p2p-gossip-p99',
 ];
 
 const rank = (f: Figure) => {

@@ -5,6 +5,7 @@ import {
   jetstreamManager,
   type JetStreamClient,
   type JetStreamManager,
+  type JsMsg,
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import {
@@ -48,14 +49,35 @@ export interface ReadOptions {
   signal?: AbortSignal;
 }
 
+/** What to follow in batches: as for follow(), plus the most events one batch may hold. */
+export interface BatchReadOptions extends ReadOptions {
+  /** Upper bound on a batch (default 500); a batch also ends where the log does. */
+  maxBatch?: number;
+}
+
+/** Publishes in flight at once when appending a batch; larger batches go in consecutive windows. */
+export const APPEND_WINDOW = 1_000;
+
 /** Append-only access to SLOTFLOW_EVENTS. */
 export interface EventLog {
   /** Validates and appends one event; a re-sent event id is de-duplicated by the stream. */
   append(event: DomainEventInput): Promise<AppendResult>;
+  /**
+   * Validates every event, then publishes them in order with all publishes in flight before any
+   * ack is awaited; results are in the same order. An invalid event fails the batch before any of
+   * it reaches the stream; a failed publish fails the batch once every ack is in (re-sending the
+   * batch is safe: the stream de-duplicates by event id).
+   */
+  appendBatch(events: readonly DomainEventInput[]): Promise<AppendResult[]>;
   /** Reads every stored event from `fromSeq` up to the end as it was when the call started. */
   replay(options?: ReadOptions): AsyncGenerator<LoggedEvent>;
   /** Reads from `fromSeq` and keeps delivering new events until the signal aborts. */
   follow(options?: ReadOptions): AsyncGenerator<LoggedEvent>;
+  /**
+   * As follow(), in batches: a batch ends at the newest stored event (or at `maxBatch`), so a
+   * reader can apply a batch and then store its result once.
+   */
+  followBatches(options?: BatchReadOptions): AsyncGenerator<LoggedEvent[]>;
   /** Sequence of the newest stored event (0 when empty). */
   lastSeq(): Promise<number>;
   readonly js: JetStreamClient;
@@ -91,6 +113,29 @@ export async function openEventLog(
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, limits);
   const js = jetstream(nc);
+
+  async function appendBatch(inputs: readonly DomainEventInput[]): Promise<AppendResult[]> {
+    const events = inputs.map((input) =>
+      parseWith(DomainEvent, input, `${(input as { type?: string }).type ?? 'event'} event`),
+    );
+    const results: AppendResult[] = [];
+    for (let from = 0; from < events.length; from += APPEND_WINDOW) {
+      // Issued in order on one connection, so the stream stores them in order.
+      const acks = await Promise.allSettled(
+        events.slice(from, from + APPEND_WINDOW).map((event) =>
+          js.publish(eventSubject(event), JSON.stringify(event), {
+            msgID: event.id,
+            expect: { streamName: EVENTS_STREAM },
+          }),
+        ),
+      );
+      for (const ack of acks) {
+        if (ack.status === 'rejected') throw ack.reason;
+        results.push({ seq: ack.value.seq, duplicate: ack.value.duplicate });
+      }
+    }
+    return results;
+  }
 
   async function lastSeq(): Promise<number> {
     const info = await jsm.streams.info(EVENTS_STREAM);
@@ -129,24 +174,43 @@ export async function openEventLog(
     }
   }
 
-  async function* follow(options: ReadOptions = {}): AsyncGenerator<LoggedEvent> {
+  /** Every stored message from `fromSeq` on, as it arrives, until the signal aborts. */
+  async function* messages(options: ReadOptions): AsyncGenerator<JsMsg> {
     const consumer = await js.consumers.get(EVENTS_STREAM, {
       filter_subjects: options.filters ?? [EVENTS_SUBJECTS],
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: Math.max(1, options.fromSeq ?? 1),
     });
-    const messages = await consumer.consume();
-    const stop = () => void messages.stop();
+    const consuming = await consumer.consume();
+    const stop = () => void consuming.stop();
     options.signal?.addEventListener('abort', stop, { once: true });
     try {
       if (options.signal?.aborted) return;
-      for await (const m of messages) {
-        const logged = decode(m.seq, m.subject, m.data, options.onInvalid);
-        if (logged) yield logged;
-      }
+      yield* consuming;
     } finally {
       options.signal?.removeEventListener('abort', stop);
-      await messages.close().catch(() => undefined);
+      await consuming.close().catch(() => undefined);
+    }
+  }
+
+  async function* follow(options: ReadOptions = {}): AsyncGenerator<LoggedEvent> {
+    for await (const m of messages(options)) {
+      const logged = decode(m.seq, m.subject, m.data, options.onInvalid);
+      if (logged) yield logged;
+    }
+  }
+
+  async function* followBatches(options: BatchReadOptions = {}): AsyncGenerator<LoggedEvent[]> {
+    const max = Math.max(1, options.maxBatch ?? 500);
+    let batch: LoggedEvent[] = [];
+    for await (const m of messages(options)) {
+      const logged = decode(m.seq, m.subject, m.data, options.onInvalid);
+      if (logged) batch.push(logged);
+      // info.pending: matching messages the stream held past this one when it was delivered.
+      if (batch.length > 0 && (m.info.pending === 0 || batch.length >= max)) {
+        yield batch;
+        batch = [];
+      }
     }
   }
 
@@ -156,13 +220,11 @@ export async function openEventLog(
     lastSeq,
     replay,
     follow,
+    followBatches,
     async append(input) {
-      const event = parseWith(DomainEvent, input, `${(input as { type?: string }).type ?? 'event'} event`);
-      const ack = await js.publish(eventSubject(event), JSON.stringify(event), {
-        msgID: event.id,
-        expect: { streamName: EVENTS_STREAM },
-      });
-      return { seq: ack.seq, duplicate: ack.duplicate };
+      const [result] = await appendBatch([input]);
+      return result!;
     },
+    appendBatch,
   };
 }

@@ -32,9 +32,16 @@ export async function catchUp(
   return projection;
 }
 
+/** Most events applied in memory before the changed views are written. */
+export const PROJECTION_BATCH = 500;
+
 /** Creates a projector over the given log and KV bucket. */
 export function createProjector({ log, kv, logger }: { log: EventLog; kv: KV; logger: Logger }): Projector {
   let projection = emptyProjection();
+  /** The newest sequence whose effects are in the bucket (what waitForSeq waits for). */
+  let savedSeq = 0;
+  /** Keys changed in memory and not yet written; kept across a failed write so a retry writes them. */
+  let dirty = { nodes: new Set<string>(), rollouts: new Set<string>() };
   let abort: AbortController | undefined;
   let loop: Promise<void> | undefined;
   const waiters = new Set<{ seq: number; resolve: () => void }>();
@@ -44,24 +51,39 @@ export function createProjector({ log, kv, logger }: { log: EventLog; kv: KV; lo
 
   function notify(): void {
     for (const w of waiters) {
-      if (projection.lastSeq >= w.seq) {
+      if (savedSeq >= w.seq) {
         waiters.delete(w);
         w.resolve();
       }
     }
   }
 
+  /** Writes every changed view once, then the sequence they reflect. */
+  async function flush(): Promise<void> {
+    await saveChanges(kv, projection, dirty);
+    dirty = { nodes: new Set(), rollouts: new Set() };
+    savedSeq = projection.lastSeq;
+    notify();
+  }
+
   async function run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       try {
-        for await (const { seq, event } of log.follow({
+        if (savedSeq < projection.lastSeq) await flush();
+        // A batch is what the consumer holds up to the log's end: apply it all in memory, then
+        // write each view it changed once, however many of its events touched that view.
+        for await (const batch of log.followBatches({
           fromSeq: projection.lastSeq + 1,
+          maxBatch: PROJECTION_BATCH,
           signal,
           onInvalid,
         })) {
-          const changes = applyEvent(projection, seq, event);
-          await saveChanges(kv, projection, changes);
-          notify();
+          for (const { seq, event } of batch) {
+            const changes = applyEvent(projection, seq, event);
+            for (const id of changes.nodes) dirty.nodes.add(id);
+            for (const id of changes.rollouts) dirty.rollouts.add(id);
+          }
+          await flush();
         }
       } catch (err) {
         if (signal.aborted) return;
@@ -86,20 +108,21 @@ export function createProjector({ log, kv, logger }: { log: EventLog; kv: KV; lo
   return {
     async start() {
       projection = await loadProjection(kv);
+      savedSeq = projection.lastSeq;
       logger.info({ lastSeq: projection.lastSeq }, 'projection loaded');
       follow();
     },
     stop: halt,
     current: () => projection,
     waitForSeq(seq, timeoutMs = 10_000) {
-      if (projection.lastSeq >= seq) return Promise.resolve();
+      if (savedSeq >= seq) return Promise.resolve();
       return new Promise((resolve, reject) => {
         const waiter = { seq, resolve: () => (clearTimeout(timer), resolve()) };
         const timer = setTimeout(() => {
           waiters.delete(waiter);
           reject(
             new Error(
-              `projection did not reach sequence ${seq} within ${timeoutMs} ms (at ${projection.lastSeq})`,
+              `projection did not store sequence ${seq} within ${timeoutMs} ms (stored up to ${savedSeq}, applied up to ${projection.lastSeq})`,
             ),
           );
         }, timeoutMs);
@@ -112,6 +135,8 @@ export function createProjector({ log, kv, logger }: { log: EventLog; kv: KV; lo
       const fresh = await catchUp(emptyProjection(), log, (p) => logger.warn(p));
       await replaceProjection(kv, fresh);
       projection = fresh;
+      savedSeq = fresh.lastSeq;
+      dirty = { nodes: new Set(), rollouts: new Set() };
       logger.info(
         { lastSeq: fresh.lastSeq, nodes: fresh.nodes.size, rollouts: fresh.rollouts.size },
         'projection rebuilt',

@@ -91,6 +91,14 @@ test('bench - the figures that need only this repository are measured even at ti
   }
 });
 
+test('bench - a rollout cut off at its deadline still reports the largest history it reached', () => {
+  const huge = results.figures.find((f) => f.id === 'history-largest-huge');
+  assert.equal(huge?.status, 'measured', huge?.reason);
+  assert.match(huge.reason ?? '', /^cut off: terminated at the 5 s deadline, after \d+ of 40 nodes/);
+  assert.ok(huge.value!.amount > 0);
+  assert.equal(huge.details?.['cutOff'], true);
+});
+
 test('bench - the table and the README rendering list every figure', () => {
   const markdown = renderMarkdown(results);
   for (const f of results.figures) {

@@ -65,6 +65,39 @@ test('event log - appends de-duplicate by event id and replay from any sequence'
   assert.ok(rolloutOnly.length > 0 && rolloutOnly.length < story.length);
 });
 
+test('event log - a batch is stored in order, de-duplicated by event id, results in order', async () => {
+  const story = rolloutStory('r-batch');
+  const first = await log.append(story[0]!);
+  // A re-sent event before and inside the batch is dropped by the stream, not stored again.
+  const results = await log.appendBatch([...story, story[2]!]);
+  assert.equal(results.length, story.length + 1);
+  assert.deepEqual(results[0], { seq: first.seq, duplicate: true });
+  assert.deepEqual(results[story.length], { seq: results[2]!.seq, duplicate: true });
+  const fresh = results.slice(1, story.length);
+  assert.ok(fresh.every((r) => !r.duplicate));
+  assert.deepEqual(
+    fresh.map((r) => r.seq),
+    fresh.map((_, i) => first.seq + 1 + i),
+  );
+  const stored = [];
+  for await (const e of log.replay({ fromSeq: first.seq })) stored.push(e.event.id);
+  assert.deepEqual(
+    stored,
+    story.map((e) => e.id),
+  );
+  assert.deepEqual(await log.appendBatch([]), []);
+});
+
+test('event log - a batch with an invalid event is refused whole, before any of it is stored', async () => {
+  const before = await log.lastSeq();
+  const story = rolloutStory('r-batch-bad');
+  await assert.rejects(
+    log.appendBatch([story[0]!, { ...story[1]!, at: 'yesterday' } as never, story[2]!]),
+    (err: unknown) => err instanceof SchemaError && /at: .*got "yesterday"/.test(err.message),
+  );
+  assert.equal(await log.lastSeq(), before);
+});
+
 test('event log - an invalid event is refused before it reaches the stream', async () => {
   const before = await log.lastSeq();
   await assert.rejects(
