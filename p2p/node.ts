@@ -78,13 +78,19 @@ export interface P2pNode {
 /**
  * Message ids decide what gossipsub drops as seen. Commands and plans are re-gossiped by many
  * agents, so their id is the content alone: a copy re-published by another agent is a duplicate.
- * Everything else is bound to its author: the same bytes from another peer are another message,
- * so a peer cannot suppress a genuine report by publishing its copy first.
+ * Everything else is bound to its author and to one announcement (the author's sequence number):
+ * the same bytes from another peer are another message, so a peer cannot suppress a genuine
+ * report by publishing its copy first; and an author's re-announcement of the same report is a
+ * new message, so it reaches peers that missed the first one (gossipsub drops a republished id
+ * as a duplicate for its whole seen-TTL, two minutes, which left late joiners waiting).
  */
 function messageId(msg: Message): Uint8Array {
   const h = createHash('sha256');
   h.update(msg.topic);
-  if (msg.topic !== COMMANDS_TOPIC && msg.type === 'signed') h.update(msg.from.toMultihash().bytes);
+  if (msg.topic !== COMMANDS_TOPIC && msg.type === 'signed') {
+    h.update(msg.from.toMultihash().bytes);
+    h.update(msg.sequenceNumber.toString(16));
+  }
   h.update(msg.data);
   return h.digest();
 }

@@ -88,6 +88,7 @@ export async function createSlotflowPeer(init: SlotflowPeerInit): Promise<Slotfl
     node,
     nodeId: init.nodeId,
     bindings,
+    file: join(init.dataDir, 'lease-reports.json'),
     republishIntervalMs: init.republish?.leaseMs,
     log: log.child({ name: 'p2p:lease' }),
   });
@@ -123,7 +124,7 @@ export async function createSlotflowPeer(init: SlotflowPeerInit): Promise<Slotfl
       commands.start();
       events.start();
       relay.start();
-      lease.start();
+      await lease.start();
       await chunks.start();
     },
     async stop() {

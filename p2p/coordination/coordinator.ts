@@ -65,13 +65,45 @@ export function createRebootCoordinator(init: {
     });
   }
 
+  /** The wait under way, so its end can be logged with whom it waited on and how that ended. */
+  let waiting: { since: number; reason: string; on: string | undefined } | undefined;
+
+  /** How the turn of `on` ended in this view: its own report, or its deadline passing. */
+  function endOf(on: string | undefined): string | undefined {
+    if (on === undefined) return undefined;
+    const seen = lease.reports(plan.rolloutId).get(on);
+    if (seen?.done) return `${on} reported ${seen.done.outcome}`;
+    return seen?.started
+      ? `${on} held its turn past its deadline (reclaimed)`
+      : `${on}'s turn passed its fixed end unheard`;
+  }
+
+  function waitEnded(outcome: string): void {
+    if (!waiting) return;
+    log.info(
+      {
+        rolloutId: plan.rolloutId,
+        waitedFor: waiting.on,
+        waitedMs: now() - waiting.since,
+        ended: endOf(waiting.on),
+        outcome,
+      },
+      'reboot turn wait ended',
+    );
+    waiting = undefined;
+  }
+
   async function acquire(
     options: { signal?: AbortSignal; onWait?: (reason: string) => void } = {},
   ): Promise<RebootLease> {
     let lastReason = '';
     for (;;) {
-      options.signal?.throwIfAborted();
+      if (options.signal?.aborted) {
+        waitEnded('aborted');
+        options.signal.throwIfAborted();
+      }
       const d = decision();
+      if (d.type !== 'wait') waitEnded(d.type);
       switch (d.type) {
         case 'go': {
           const startedAt = now();
@@ -115,6 +147,12 @@ export function createRebootCoordinator(init: {
           );
         case 'wait':
           if (d.reason !== lastReason) {
+            if (waiting) waitEnded('still waiting');
+            waiting = { since: now(), reason: d.reason, on: d.waitingFor };
+            log.info(
+              { rolloutId: plan.rolloutId, wave: turn!.wave, waitingFor: d.waitingFor, reason: d.reason },
+              'reboot turn wait began',
+            );
             lastReason = d.reason;
             options.onWait?.(d.reason);
           }

@@ -16,18 +16,22 @@ import { thresholdBreached, type LeaseReport, type RolloutPlan } from '../../sch
 // by open + T at the latest, whatever happens to messages.
 //
 // A turn is "over" in a node's view when the node saw the holder's `done` report (sent only
-// after the holder finished), or when the clock passed the turn's fixed end plus the tolerated
-// clock skew. Safety (at most m nodes inside a turn at once): two nodes of one chain never
+// after the holder finished), when it saw the holder's `started` report and the clock passed
+// that start plus leaseTtl plus the tolerated clock skew (the holder's own deadline: a turn held
+// past it is reclaimed), or when the clock passed the turn's fixed end plus the skew.
+//
+// Safety (at most m nodes inside a turn at once): two nodes of one chain never
 // overlap, because the later one starts only after the earlier one's turn is over by one of
-// those two facts, and both facts imply the earlier node finished (its own report, or its own
+// those facts, and all of them imply the earlier node finished (its own report, or its own
 // deadlines measured on a clock at most clockSkew away). Chains of one wave are m, and waves do
 // not overlap for the same reason. Lost, delayed or partitioned gossip only slows things down
 // (a node waits for the fixed end instead of the report); it cannot let two turns of a chain
 // overlap. What safety rests on: reports are authentic (gossip messages are signed by the
 // author's libp2p key and the plan pins node ids to peer ids), clocks agree within clockSkew,
-// and every agent obeys its own deadlines (the lease enforces them locally). A node that
-// overruns leaseTtl counts as failed at the gate, as a timed-out node does under the control
-// plane.
+// and every agent finishes its turn within leaseTtl of its start (the plan sets leaseTtl to the
+// rollout's reboot and health limits). A node that overruns leaseTtl counts as failed at the
+// gate, as a timed-out node does under the control plane, and its turn is over for its peers:
+// an overrun is the one case where more than m nodes may be down at once.
 
 /** Seen reports of one node for one rollout. */
 export interface NodeReports {
@@ -52,7 +56,13 @@ export interface Turn {
 /** What a node may do now. */
 export type Decision =
   | { readonly type: 'go'; readonly turn: Turn; readonly deadline: number }
-  | { readonly type: 'wait'; readonly turn: Turn; readonly reason: string }
+  | {
+      readonly type: 'wait';
+      readonly turn: Turn;
+      readonly reason: string;
+      /** The node whose turn this one waits on, if any (else the plan's start). */
+      readonly waitingFor?: string;
+    }
   | { readonly type: 'forfeit'; readonly turn: Turn; readonly reason: string }
   | {
       readonly type: 'gate-failed';
@@ -87,15 +97,22 @@ export function timetable(plan: RolloutPlan): Map<string, Turn> {
   return turns;
 }
 
+/** When a turn is over at the latest in this view: its holder's deadline once it reported its start. */
+export function turnEnd(plan: RolloutPlan, turn: Turn, reports: NodeReports | undefined): number {
+  const started = reports?.started ? Date.parse(reports.started.at) : Number.NaN;
+  const held = Number.isFinite(started) ? started + plan.leaseTtlMs : Number.POSITIVE_INFINITY;
+  return Math.min(turn.endsBy, held) + plan.clockSkewMs;
+}
+
 /** Whether a node's turn is over in this view, and how it went. */
 export function turnOutcome(
+  plan: RolloutPlan,
   turn: Turn,
   reports: NodeReports | undefined,
   now: number,
-  skewMs: number,
 ): 'running' | 'succeeded' | 'failed' {
   if (reports?.done) return reports.done.outcome === 'succeeded' ? 'succeeded' : 'failed';
-  return now >= turn.endsBy + skewMs ? 'failed' : 'running';
+  return now >= turnEnd(plan, turn, reports) ? 'failed' : 'running';
 }
 
 /** The gate in front of wave `wave`: every earlier node over, failures within the threshold. */
@@ -111,7 +128,7 @@ export function gateBefore(
   let waitingFor: string | undefined;
   for (let w = 0; w < wave; w++) {
     for (const nodeId of plan.waves[w]!) {
-      const outcome = turnOutcome(turns.get(nodeId)!, reports.get(nodeId), now, plan.clockSkewMs);
+      const outcome = turnOutcome(plan, turns.get(nodeId)!, reports.get(nodeId), now);
       if (outcome === 'running') waitingFor ??= nodeId;
       else {
         executed++;
@@ -153,6 +170,7 @@ export function decide(
         type: 'wait',
         turn,
         reason: `waiting for ${gate.waitingFor ?? 'the gate'} of an earlier wave`,
+        ...(gate.waitingFor ? { waitingFor: gate.waitingFor } : {}),
       };
     }
   } else if (now < Date.parse(plan.startsAt)) {
@@ -160,8 +178,13 @@ export function decide(
   }
   if (turn.predecessor !== undefined) {
     const pred = turns.get(turn.predecessor)!;
-    if (turnOutcome(pred, reports.get(turn.predecessor), now, skew) === 'running') {
-      return { type: 'wait', turn, reason: `waiting for ${turn.predecessor} to finish its turn` };
+    if (turnOutcome(plan, pred, reports.get(turn.predecessor), now) === 'running') {
+      return {
+        type: 'wait',
+        turn,
+        reason: `waiting for ${turn.predecessor} to finish its turn`,
+        waitingFor: turn.predecessor,
+      };
     }
   }
   return { type: 'go', turn, deadline: now + plan.leaseTtlMs };
