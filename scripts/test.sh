@@ -17,5 +17,4 @@ echo "== tests (node --test)"
 mkdir -p test-output
 files=$(find test -name '*.test.ts' | sort)
 # shellcheck disable=SC2086
-exec node --disable-warning=ExperimentalWarning --test --test-concurrency=2 \
-  --test-timeout="${SLOTFLOW_TEST_TIMEOUT_MS:-600000}" $files
+exec bash "$ROOT/scripts/run-tests.sh" $files

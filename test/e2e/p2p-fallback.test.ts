@@ -23,6 +23,7 @@ import { AgentProcess } from '../agent/agent-process.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
 import { publishImage, waitForStatus } from '../helpers/rollouts.ts';
 import { cleanupDirs, testLog, tempDir, LOOPBACK } from '../p2p/helpers.ts';
+import { tearDown } from '../helpers/teardown.ts';
 
 const ROLLOUT = 'r-site-cut';
 const MAX_UNAVAILABLE = 2;
@@ -130,12 +131,17 @@ before(async () => {
   }
 });
 
-after(async () => {
-  await rogue?.stop().catch(() => undefined);
-  await Promise.all([...machines.values()].map((m) => m.proc.powerOff().catch(() => undefined)));
-  await plane?.stop();
-  await cleanupDirs();
-});
+after(
+  async () => {
+    await tearDown([
+      ['stop the rogue peer', async () => rogue?.stop()],
+      ['power off the agents', () => Promise.all([...machines.values()].map((m) => m.proc.powerOff()))],
+      ['stop the control plane', async () => plane?.stop()],
+      ['remove the temp dirs', () => cleanupDirs()],
+    ]);
+  },
+  { timeout: 120_000 },
+);
 
 test('p2p e2e - NATS dies after the canary; the site finishes the rollout peer to peer and the control plane learns everything', async () => {
   // Every node registered, the isolated one through a peer that relays its events.

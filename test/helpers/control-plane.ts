@@ -11,6 +11,7 @@ import type { ConnectionConfig } from '../../schema/index.ts';
 import { initKeys, loadSigningKey, trustKeys, type TrustedKeys } from '../../signing/index.ts';
 import { startWorker, type RunningWorker } from '../../workers/worker.ts';
 import { startStack, type StackHandle } from './servers.ts';
+import { tearDown } from './teardown.ts';
 
 export interface ControlPlane {
   readonly stack: StackHandle;
@@ -56,10 +57,12 @@ export async function startControlPlane({ worker = true }: { worker?: boolean } 
       plane.worker = undefined;
     },
     async stop() {
-      await plane.stopWorker().catch(() => undefined);
-      await nc.close().catch(() => undefined);
-      await stack.stop();
-      await rm(home, { recursive: true, force: true });
+      await tearDown([
+        ['stop the worker', () => plane.stopWorker()],
+        ['close the NATS connection', () => nc.close()],
+        ['stop the servers', () => stack.stop()],
+        ['remove the home dir', () => rm(home, { recursive: true, force: true })],
+      ]);
     },
   };
   if (worker) await plane.startWorker();
