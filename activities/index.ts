@@ -8,6 +8,7 @@ import { createConnectivityActivities } from './connectivity.ts';
 import { createEventActivities } from './events.ts';
 import { createFleetActivities } from './fleet.ts';
 import { createImageActivities } from './image.ts';
+import { createPeerFallbackActivities } from './peer-fallback.ts';
 import { createPlanActivities } from './plan.ts';
 
 /** What the activities need from the worker process. */
@@ -30,6 +31,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createCommandActivities({ js: deps.log.js, key: deps.key }),
     ...createPlanActivities({ js: deps.log.js, log: deps.log, kv: deps.kv, key: deps.key }),
     ...createConnectivityActivities({ nc: deps.nc, jsm: deps.log.jsm }),
+    ...createPeerFallbackActivities({ kv: deps.kv, jsm: deps.log.jsm }),
   };
 }
 
@@ -39,4 +41,5 @@ export type { BuiltImage } from './image.ts';
 export type { Target } from './fleet.ts';
 export type { CommandRequest } from './commands.ts';
 export type { JetStreamReach } from './connectivity.ts';
+export type { PeerFallback } from './peer-fallback.ts';
 export type { PlanIssued, PlanRequest } from './plan.ts';

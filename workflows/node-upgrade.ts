@@ -1,5 +1,5 @@
 import { condition, patched, proxyActivities, setHandler, log } from '@temporalio/workflow';
-import type { Activities, JetStreamReach } from '../activities/index.ts';
+import type { Activities, JetStreamReach, PeerFallback } from '../activities/index.ts';
 import type { Digest, ImageSource, NodeEvent, NodeOutcome } from '../schema/index.ts';
 import {
   NODE_SIGNAL_TYPES,
@@ -8,13 +8,21 @@ import {
   nodeProgressQuery,
   type NodeProgressView,
 } from './definitions.ts';
-import { COMMAND_TTL_SLACK_MS, OUTAGE_RECHECK_MAX_MS, PROBE_ACTIVITY, QUICK_ACTIVITY } from './timeouts.ts';
+import {
+  COMMAND_TTL_SLACK_MS,
+  NODE_SILENCE_MS,
+  OUTAGE_RECHECK_MAX_MS,
+  PROBE_ACTIVITY,
+  QUICK_ACTIVITY,
+} from './timeouts.ts';
 
 const { sendCommand, recordEvents } = proxyActivities<Activities>(QUICK_ACTIVITY);
-const { checkJetStream } = proxyActivities<Activities>(PROBE_ACTIVITY);
+const { checkJetStream, checkPeerFallback } = proxyActivities<Activities>(PROBE_ACTIVITY);
 
 /** Marks histories written since node workflows ride out NATS outages and self-finished nodes. */
 const OUTAGE_AWARE_PATCH = 'nats-outage-aware';
+/** Marks histories written since node workflows wait for nodes whose site may be finishing peer to peer. */
+const PEER_FALLBACK_PATCH = 'peer-fallback-aware';
 
 /** Per-phase time limits in ms. */
 export interface PhaseTimeouts {
@@ -130,12 +138,46 @@ export async function nodeUpgradeWorkflow(input: NodeUpgradeInput): Promise<Node
         ];
 
   /**
+   * Whether a node that made no progress may be finishing the rollout peer to peer: it runs a
+   * libp2p peer, the rollout's plan still lists it with the upgrade, and it has not been heard
+   * from for a while (its site, not the worker, lost NATS). A node that is heard from is judged
+   * by its progress alone.
+   */
+  async function judgeSilence(
+    name: string,
+  ): Promise<{ type: 'cut-off'; until: number } | { type: 'heard' | 'no-fallback' }> {
+    let fallback: PeerFallback;
+    try {
+      fallback = await checkPeerFallback.executeWithOptions(
+        { ...PROBE_ACTIVITY, summary: `No progress while ${name}: may the node be finishing peer to peer?` },
+        [{ rolloutId: input.rolloutId, nodeId: input.nodeId }],
+      );
+    } catch (err) {
+      log.warn('could not check the peer-to-peer fallback', {
+        nodeId: input.nodeId,
+        error: (err as Error).message,
+      });
+      return { type: 'no-fallback' };
+    }
+    const now = Date.now();
+    const until = fallback.planExpiresAt ? Date.parse(fallback.planExpiresAt) : 0;
+    if (!fallback.peerId || !(until > now)) return { type: 'no-fallback' };
+    const heard =
+      fallback.lastSeenAt !== undefined && now - Date.parse(fallback.lastSeenAt) <= NODE_SILENCE_MS;
+    return heard ? { type: 'heard' } : { type: 'cut-off', until };
+  }
+
+  /**
    * Waits for the phase's goal. When the time limit passes, a NATS outage (now, or since the
    * wait began) is no verdict on the node: its events are held in its outbox or a peer's, so the
-   * phase waits again. Only silence while JetStream answered throughout times the node out.
+   * phase waits again. Nor is the silence of a node cut off with its site while the rollout's
+   * plan lets it go on peer to peer: the phase waits until the plan expires, and once the node
+   * is heard from again, one more time limit for its held events. Otherwise silence while
+   * JetStream answered throughout times the node out.
    */
   async function waitFor(name: string, goal: number, timeout: number): Promise<boolean> {
     let wait = timeout;
+    let away = false;
     for (;;) {
       const since = Date.now();
       if (await condition(() => terminal !== undefined || rank >= goal, wait)) return true;
@@ -151,7 +193,28 @@ export async function nodeUpgradeWorkflow(input: NodeUpgradeInput): Promise<Node
         log.warn('could not check JetStream', { nodeId: input.nodeId, error: (err as Error).message });
         return false;
       }
-      if (!reach.interrupted) return false;
+      if (!reach.interrupted) {
+        if (!patched(PEER_FALLBACK_PATCH)) return false;
+        const silence = await judgeSilence(name);
+        if (silence.type === 'cut-off') {
+          log.info('node phase extended: the node is unreachable and its plan lets it go on peer to peer', {
+            nodeId: input.nodeId,
+            phase: name,
+            planExpiresAt: new Date(silence.until).toISOString(),
+          });
+          phase = `${name} (node unreachable; it may be finishing peer to peer)`;
+          wait = Math.min(wait * 2, Math.max(timeout, OUTAGE_RECHECK_MAX_MS), silence.until - Date.now());
+          away = true;
+          continue;
+        }
+        if (silence.type === 'heard' && away) {
+          phase = `${name} (node is back; waiting for its held events)`;
+          wait = timeout;
+          away = false;
+          continue;
+        }
+        return false;
+      }
       log.info('node phase extended: NATS was unreachable', { nodeId: input.nodeId, phase: name, ...reach });
       if (reach.reachable) {
         phase = `${name} (NATS is back; waiting for the node's held events)`;

@@ -35,12 +35,22 @@ import {
   rollbackUpdate,
   statusQuery,
   type OperatorRequest,
+  type RolloutStatusView,
 } from './definitions.ts';
 import { describePlan, fallbackWaves, planRequest } from './fallback-plan.ts';
 import { imageBuildWorkflow } from './image-build.ts';
 import { nodeUpgradeWorkflow, type NodeUpgradeResult } from './node-upgrade.ts';
 import { msUntilWindow, planWaves } from './planning.ts';
-import { initialState, isFinished, recount, type Control, type RolloutState } from './rollout-state.ts';
+import { openNodeBook, plannedNodes, type NodeBook } from './node-book.ts';
+import {
+  currentState,
+  groupSkipped,
+  initialState,
+  isFinished,
+  type Control,
+  type LegacyRolloutState,
+  type RolloutState,
+} from './rollout-state.ts';
 import { HISTORY_EVENT_BUDGET, MAX_CHILDREN_IN_FLIGHT, QUICK_ACTIVITY } from './timeouts.ts';
 
 const { recordEvents, resolveTargets, pinOciImage, lookupPublishedImage, issuePlan } =
@@ -48,11 +58,13 @@ const { recordEvents, resolveTargets, pinOciImage, lookupPublishedImage, issuePl
 
 /** Marks histories written since rollouts sign a plan for the peer-to-peer fallback. */
 const FALLBACK_PLAN_PATCH = 'fallback-plan';
+/** Marks histories written since a stopping rollout withdraws its plan before its nodes in flight end. */
+const WITHDRAW_FIRST_PATCH = 'withdraw-plan-first';
 
 export interface RolloutInput {
   spec: RolloutSpecInput;
-  /** State from the previous run when the rollout continued as new. */
-  carried?: RolloutState;
+  /** State from the previous run when the rollout continued as new (an older worker's shape is accepted). */
+  carried?: RolloutState | LegacyRolloutState;
   /** Continue as new past this many history events (tests lower it). */
   historyBudget?: number;
 }
@@ -68,7 +80,7 @@ type EventBody = DomainEventInput extends infer E
  * wave gated by the failure threshold, a soak time and optionally an operator's approval. A
  * breached threshold pauses the rollout or rolls back every node it touched, newest first.
  */
-export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState['view']> {
+export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatusView> {
   const parsed = RolloutSpec.safeParse(input.spec);
   if (!parsed.success) {
     throw ApplicationFailure.create({
@@ -78,8 +90,9 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
     });
   }
   const spec = parsed.data;
-  const s = input.carried ?? initialState(spec.id, spec.version);
-  const view = s.view;
+  const s = input.carried ? currentState(input.carried) : initialState(spec.id, spec.version);
+  const head = s.head;
+  let book: NodeBook | undefined = s.nodes ? openNodeBook(s.nodes) : undefined;
   const budget = input.historyBudget ?? HISTORY_EVENT_BUDGET;
   const cap = Math.min(spec.maxUnavailable, MAX_CHILDREN_IN_FLIGHT);
 
@@ -97,24 +110,44 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
     );
   }
 
-  function request(control: Control, req: OperatorRequest, fallback: string): RolloutState['view'] {
+  const noNodes = { targets: 0, upgraded: 0, failed: 0, running: 0, pending: 0 };
+  const counts = () => book?.counts() ?? noNodes;
+
+  /** The status view, built from the compact state when asked for. */
+  function statusView(): RolloutStatusView {
+    const skipped = s.skipped.flatMap((g) => g.nodeIds.map((nodeId) => ({ nodeId, reason: g.reason })));
+    return {
+      ...head,
+      waves: s.waveStatus.map((status, index) => ({
+        index,
+        nodeIds: book?.waveIds(index) ?? [],
+        status,
+        ...(book?.tally(index) ?? { succeeded: 0, failed: 0 }),
+      })),
+      nodes: book?.nodesView() ?? {},
+      counts: { ...counts(), skipped: skipped.length },
+      skipped,
+    };
+  }
+
+  function request(control: Control, req: OperatorRequest, fallback: string): RolloutStatusView {
     s.control = control;
     s.request = { by: req.by ?? 'operator', reason: req.reason ?? fallback };
-    return view;
+    return statusView();
   }
 
   // ---- operator controls: validators refuse requests that mean nothing in the current state
-  setHandler(statusQuery, () => view);
+  setHandler(statusQuery, statusView);
   setHandler(
     pauseUpdate,
     (req) => {
-      view.pauseReason = req.reason ?? 'paused by operator';
+      head.pauseReason = req.reason ?? 'paused by operator';
       return request('pause', req, 'paused by operator');
     },
     {
       validator: (_req: OperatorRequest) => {
-        if (isFinished(view))
-          throw new Error(`rollout ${spec.id} has ended (${view.status}); nothing to pause`);
+        if (isFinished(head.status))
+          throw new Error(`rollout ${spec.id} has ended (${head.status}); nothing to pause`);
         if (s.control !== 'run')
           throw new Error(
             `rollout ${spec.id} is already ${s.control === 'pause' ? 'paused' : s.control === 'abort' ? 'aborting' : 'rolling back'}`,
@@ -125,12 +158,12 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
   setHandler(resumeUpdate, (req) => request('run', req, 'resumed by operator'), {
     validator: (_req: OperatorRequest) => {
       if (s.control !== 'pause')
-        throw new Error(`rollout ${spec.id} is not paused (status ${view.status}); nothing to resume`);
+        throw new Error(`rollout ${spec.id} is not paused (status ${head.status}); nothing to resume`);
     },
   });
   setHandler(abortUpdate, (req) => request('abort', req, 'aborted by operator'), {
     validator: (_req: OperatorRequest) => {
-      if (isFinished(view)) throw new Error(`rollout ${spec.id} has already ended (${view.status})`);
+      if (isFinished(head.status)) throw new Error(`rollout ${spec.id} has already ended (${head.status})`);
       if (s.control === 'abort' || s.control === 'rollback')
         throw new Error(
           `rollout ${spec.id} is already ${s.control === 'abort' ? 'aborting' : 'rolling back'}`,
@@ -139,7 +172,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
   });
   setHandler(rollbackUpdate, (req) => request('rollback', req, 'rollback requested by operator'), {
     validator: (_req: OperatorRequest) => {
-      if (isFinished(view)) throw new Error(`rollout ${spec.id} has already ended (${view.status})`);
+      if (isFinished(head.status)) throw new Error(`rollout ${spec.id} has already ended (${head.status})`);
       if (s.control === 'rollback') throw new Error(`rollout ${spec.id} is already rolling back`);
     },
   });
@@ -148,13 +181,13 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
     (req) => {
       s.approved = true;
       s.request = { by: req.by ?? 'operator', reason: req.reason ?? 'approved' };
-      return view;
+      return statusView();
     },
     {
       validator: (_req: OperatorRequest) => {
-        if (view.waitingFor !== 'approval') {
+        if (head.waitingFor !== 'approval') {
           throw new Error(
-            `rollout ${spec.id} is not waiting for approval (status ${view.status}); nothing to approve`,
+            `rollout ${spec.id} is not waiting for approval (status ${head.status}); nothing to approve`,
           );
         }
       },
@@ -163,26 +196,25 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
 
   async function finish(
     outcome: 'succeeded' | 'failed' | 'aborted' | 'rolled-back',
-  ): Promise<RolloutState['view']> {
+  ): Promise<RolloutStatusView> {
     // An ended rollout lets no site start anything on its own (a timed-out node coming back, say).
-    if (view.plan && !view.plan.withdrawn) await publishPlan(s.waveIndex, `rollout ${outcome}`);
-    recount(view);
-    view.status = outcome;
-    view.waitingFor = undefined;
+    if (book && head.plan && !head.plan.withdrawn) await publishPlan(s.waveIndex, `rollout ${outcome}`);
+    head.status = outcome;
+    head.waitingFor = undefined;
     await emit({
       type: 'RolloutCompleted',
       outcome,
-      upgraded: view.counts.upgraded,
-      failed: view.counts.failed,
+      upgraded: counts().upgraded,
+      failed: counts().failed,
     });
     await condition(allHandlersFinished);
-    return view;
+    return statusView();
   }
 
   // ---- 1. the image
   if (!input.carried) await emit({ type: 'RolloutStarted', spec });
   if (!s.image) {
-    view.status = 'building';
+    head.status = 'building';
     try {
       if (spec.image.type === 'rootfs' || spec.image.type === 'containerfile') {
         const built = await executeChild(imageBuildWorkflow, {
@@ -211,48 +243,46 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
         s.manifestDigest = manifest.digest;
       }
     } catch (err) {
-      view.pauseReason = (err as Error).message;
+      head.pauseReason = (err as Error).message;
       await finish('failed');
       throw err;
     }
-    view.imageDigest = s.manifestDigest;
+    head.imageDigest = s.manifestDigest;
     upsertSearchAttributes([{ key: ImageDigestKey, value: s.manifestDigest }]);
     upsertMemo({ imageDigest: s.manifestDigest });
   }
 
   // ---- 2. targets and waves
-  if (!s.waves) {
+  if (!book) {
     const { targets, skipped } = await resolveTargets({
       selector: spec.selector,
       version: spec.version,
       allowDowngrade: spec.allowDowngrade,
     });
-    s.targets = targets;
-    s.waves = planWaves(
+    const waves = planWaves(
       targets.map((t) => t.nodeId),
       spec.waves,
     );
-    view.skipped = skipped;
-    view.waves = s.waves.map((nodeIds, index) => ({
-      index,
-      nodeIds,
-      status: 'pending',
-      succeeded: 0,
-      failed: 0,
-    }));
-    s.waves.forEach((ids, wave) => ids.forEach((id) => (view.nodes[id] = { wave, state: 'pending' })));
-    recount(view);
+    // Only the node ids and the versions they ran are kept of the targets, once each.
+    const previous = new Map(targets.map((t) => [t.nodeId, t.version]));
+    book = openNodeBook(plannedNodes(waves, (id) => previous.get(id)));
+    s.skipped = groupSkipped(skipped);
+    s.waveStatus = waves.map(() => 'pending');
     await emit({ type: 'TargetsResolved', nodeIds: targets.map((t) => t.nodeId), skipped });
   }
-  const waves = s.waves;
-  const previousVersion = new Map((s.targets ?? []).map((t) => [t.nodeId, t.version]));
+  const nodes: NodeBook = book;
 
-  const breached = () =>
-    thresholdBreached(
-      spec.failureThreshold,
-      view.counts.failed - s.failureBaseline,
-      view.counts.upgraded + view.counts.failed,
-    ) && view.counts.upgraded + view.counts.failed >= spec.minExecuted;
+  const breached = () => {
+    const { failed, upgraded } = nodes.counts();
+    return (
+      thresholdBreached(spec.failureThreshold, failed - s.failureBaseline, upgraded + failed) &&
+      upgraded + failed >= spec.minExecuted
+    );
+  };
+  const breachReason = () => {
+    const { failed, upgraded } = nodes.counts();
+    return `${failed - s.failureBaseline} failed of ${upgraded + failed} executed breaches the failure threshold`;
+  };
   const historyFull = () => workflowInfo().historyLength > budget || workflowInfo().continueAsNewSuggested;
 
   /**
@@ -261,11 +291,15 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
    */
   async function publishPlan(index: number, withdraw: string | undefined): Promise<void> {
     if (!s.image || !s.manifestDigest || !patched(FALLBACK_PLAN_PATCH)) return;
-    const pending = (id: string) => view.nodes[id]?.state === 'pending';
+    const pending = (id: string) => {
+      const i = nodes.indexOf(id);
+      return i !== undefined && nodes.state(i) === 'pending';
+    };
+    const waves = nodes.waves();
     let first = index;
     let planned = fallbackWaves(waves, first, pending, spec.approveWaves);
     if (withdraw) {
-      if (!view.plan || view.plan.withdrawn) return;
+      if (!head.plan || head.plan.withdrawn) return;
       if (planned.length === 0) {
         // Any valid set of nodes will do: the newest plan replaces the old one as a whole.
         first = Math.min(index, waves.length - 1);
@@ -279,7 +313,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
       waves: planned,
       image: s.image,
       manifestDigest: s.manifestDigest,
-      failedSoFar: view.counts.failed - s.failureBaseline,
+      failedSoFar: nodes.counts().failed - s.failureBaseline,
       withdraw: withdraw !== undefined,
     });
     const issued = await issuePlan.executeWithOptions(
@@ -291,7 +325,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
       },
       [request],
     );
-    view.plan = {
+    head.plan = {
       firstWave: issued.firstWave,
       waves: issued.waves,
       nodes: issued.nodes,
@@ -303,11 +337,10 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
 
   let inFlight = 0;
   let startedThisRun = 0;
-  async function upgradeNode(nodeId: string, wave: number): Promise<void> {
+  async function upgradeNode(index: number, wave: number): Promise<void> {
+    const nodeId = nodes.id(index);
     inFlight++;
-    view.nodes[nodeId] = { wave, state: 'running' };
-    s.touched.push(nodeId);
-    recount(view);
+    nodes.set(index, 'running');
     let result: NodeUpgradeResult;
     try {
       const child = await startChild(nodeUpgradeWorkflow, {
@@ -331,25 +364,24 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
           { key: WaveKey, value: wave },
           { key: ImageDigestKey, value: s.manifestDigest ?? '' },
         ],
-        memo: { rolloutId: spec.id, wave, fromVersion: previousVersion.get(nodeId), toVersion: spec.version },
+        memo: { rolloutId: spec.id, wave, fromVersion: nodes.fromVersion(index), toVersion: spec.version },
         staticSummary: `Upgrade ${nodeId} to ${spec.version} (rollout ${spec.id}, wave ${wave + 1})`,
       });
       result = await child.result();
     } catch (err) {
       result = { nodeId, outcome: 'failed', detail: (err as Error).message };
     }
-    view.nodes[nodeId] = { wave, state: result.outcome, detail: result.detail };
+    nodes.set(index, result.outcome, result.detail);
     inFlight--;
-    recount(view);
   }
 
   /** Runs the wave's pending nodes; returns early when a control, a breach or a full history stops it. */
   async function runWave(index: number): Promise<'done' | 'stopped' | 'continue-as-new'> {
-    const wave = waves[index] ?? [];
+    const [start, end] = nodes.waveRange(index);
     let stop: 'stopped' | 'continue-as-new' | undefined;
     if (s.control === 'run' && !breached()) await publishPlan(index, undefined);
-    for (const nodeId of wave) {
-      if (view.nodes[nodeId]?.state !== 'pending') continue;
+    for (let i = start; i < end; i++) {
+      if (nodes.state(i) !== 'pending') continue;
       await condition(() => inFlight < cap || s.control !== 'run' || breached());
       if (s.control !== 'run' || breached()) {
         stop = 'stopped';
@@ -367,24 +399,33 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
         break;
       }
       startedThisRun++;
-      void upgradeNode(nodeId, index);
+      void upgradeNode(i, index);
+    }
+    const stopping = () => s.control !== 'run' || breached();
+    if (patched(WITHDRAW_FIRST_PATCH)) {
+      // A stopping rollout tells a cut-off site at once; its nodes in flight may wait on that site.
+      await condition(() => inFlight === 0 || stopping());
+      if (inFlight > 0) await publishPlan(index, s.control !== 'run' ? s.request.reason : breachReason());
     }
     await condition(() => inFlight === 0);
     if (stop) return stop;
     return s.control !== 'run' || breached() ? 'stopped' : 'done';
   }
 
-  async function rollBack(): Promise<RolloutState['view']> {
-    view.status = 'rolling-back';
-    view.waitingFor = undefined;
-    const toUndo = [...s.touched]
-      .reverse()
-      .filter((id) => ['upgraded', 'timed-out', 'failed'].includes(view.nodes[id]?.state ?? ''));
+  async function rollBack(): Promise<RolloutStatusView> {
+    head.status = 'rolling-back';
+    head.waitingFor = undefined;
+    // Nodes start in wave order, so the newest started is the last in it.
+    const toUndo: number[] = [];
+    for (let i = nodes.size - 1; i >= 0; i--) {
+      if (['upgraded', 'timed-out', 'failed'].includes(nodes.state(i))) toUndo.push(i);
+    }
     const failed: string[] = [];
     let active = 0;
-    const undo = async (nodeId: string) => {
+    const undo = async (index: number) => {
       active++;
-      const node = view.nodes[nodeId];
+      const nodeId = nodes.id(index);
+      const toVersion = nodes.fromVersion(index);
       try {
         const result = await executeChild(nodeUpgradeWorkflow, {
           workflowId: nodeWorkflowId(spec.id, nodeId, 'rollback'),
@@ -392,9 +433,9 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
             {
               rolloutId: spec.id,
               nodeId,
-              wave: node?.wave ?? 0,
+              wave: nodes.waveOf(index),
               kind: 'rollback',
-              toVersion: previousVersion.get(nodeId),
+              toVersion,
               timeouts: spec.timeouts,
             },
           ],
@@ -402,37 +443,37 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
             { key: RolloutIdKey, value: spec.id },
             { key: NodeIdKey, value: nodeId },
           ],
-          staticSummary: `Roll back ${nodeId} to ${previousVersion.get(nodeId) ?? 'its previous slot'} (rollout ${spec.id})`,
+          staticSummary: `Roll back ${nodeId} to ${toVersion ?? 'its previous slot'} (rollout ${spec.id})`,
         });
         if (result.outcome !== 'rolled-back') failed.push(nodeId);
-        else if (node) view.nodes[nodeId] = { ...node, state: 'rolled-back' };
+        else nodes.set(index, 'rolled-back', nodes.detail(index));
       } catch {
         failed.push(nodeId);
       }
       active--;
     };
-    for (const nodeId of toUndo) {
+    for (const index of toUndo) {
       await condition(() => active < cap);
-      void undo(nodeId);
+      void undo(index);
     }
     await condition(() => active === 0);
-    await emit({ type: 'RolloutRolledBack', nodeIds: toUndo, failed });
+    await emit({ type: 'RolloutRolledBack', nodeIds: toUndo.map((i) => nodes.id(i)), failed });
     return finish('rolled-back');
   }
 
   /** Acts on a pause, abort or rollback request; returns the final view when the rollout ends. */
-  async function obeyControl(): Promise<RolloutState['view'] | undefined> {
+  async function obeyControl(): Promise<RolloutStatusView | undefined> {
     if (s.control !== 'run') await publishPlan(s.waveIndex, s.request.reason);
     if (s.control === 'pause') {
-      view.status = 'paused';
-      view.waitingFor = 'resume';
+      head.status = 'paused';
+      head.waitingFor = 'resume';
       await emit({ type: 'RolloutPaused', reason: s.request.reason, by: s.request.by });
       await condition(() => s.control !== 'pause');
-      view.waitingFor = undefined;
-      view.pauseReason = undefined;
+      head.waitingFor = undefined;
+      head.pauseReason = undefined;
       if ((s.control as Control) === 'run') {
-        s.failureBaseline = view.counts.failed;
-        view.status = 'running';
+        s.failureBaseline = nodes.counts().failed;
+        head.status = 'running';
         await emit({ type: 'RolloutResumed', by: s.request.by });
         return undefined;
       }
@@ -446,76 +487,67 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
   }
 
   // ---- 3. waves
-  view.status = 'running';
-  while (s.waveIndex < waves.length) {
+  head.status = 'running';
+  const setWaveStatus = (index: number, status: RolloutState['waveStatus'][number]) => {
+    if (index < s.waveStatus.length) s.waveStatus[index] = status;
+  };
+  while (s.waveIndex < nodes.waveCount) {
     const index = s.waveIndex;
-    const waveView = view.waves[index];
-    view.currentWave = index;
+    head.currentWave = index;
     if (!s.waveStarted) {
       s.waveStarted = true;
-      if (waveView) waveView.status = 'running';
+      setWaveStatus(index, 'running');
       upsertSearchAttributes([{ key: WaveKey, value: index }]);
-      await emit({ type: 'WaveStarted', wave: index, nodeIds: waves[index] ?? [] });
+      await emit({ type: 'WaveStarted', wave: index, nodeIds: nodes.waveIds(index) });
     }
     if (!s.waveGatePassed) {
       const ran = await runWave(index);
       if (ran === 'continue-as-new') {
         await condition(allHandlersFinished);
-        view.run++;
+        head.run++;
+        s.nodes = nodes.encode();
         return continueAsNew<typeof rolloutWorkflow>({ spec: input.spec, carried: s, historyBudget: budget });
       }
       if (ran === 'stopped') {
         if (breached() && s.control === 'run') {
-          recount(view);
-          if (waveView) waveView.status = 'failed';
-          const reason = `${view.counts.failed - s.failureBaseline} failed of ${view.counts.upgraded + view.counts.failed} executed breaches the failure threshold`;
-          await emit({
-            type: 'WaveGateFailed',
-            wave: index,
-            succeeded: waveView?.succeeded ?? 0,
-            failed: waveView?.failed ?? 0,
-            reason,
-          });
+          setWaveStatus(index, 'failed');
+          const reason = breachReason();
+          await emit({ type: 'WaveGateFailed', wave: index, ...nodes.tally(index), reason });
           s.control = spec.onFailure === 'rollback' ? 'rollback' : 'pause';
           s.request = { by: 'policy', reason };
-          view.pauseReason = reason;
+          head.pauseReason = reason;
         }
         const ended = await obeyControl();
         if (ended) return ended;
-        if (waveView) waveView.status = 'running';
+        setWaveStatus(index, 'running');
         continue;
       }
       // Soak: the wave must stay quiet for a while; an operator can still intervene.
       if (spec.soak > 0) {
-        view.status = 'soaking';
+        head.status = 'soaking';
         await condition(() => s.control !== 'run', spec.soak);
         if (s.control !== 'run') {
           const ended = await obeyControl();
           if (ended) return ended;
           continue;
         }
-        view.status = 'running';
+        head.status = 'running';
       }
       s.waveGatePassed = true;
-      if (waveView) waveView.status = 'passed';
-      await emit({
-        type: 'WaveGatePassed',
-        wave: index,
-        succeeded: waveView?.succeeded ?? 0,
-        failed: waveView?.failed ?? 0,
-      });
+      setWaveStatus(index, 'passed');
+      await emit({ type: 'WaveGatePassed', wave: index, ...nodes.tally(index) });
     }
-    if (spec.approveWaves && index < waves.length - 1 && !s.approved) {
-      view.status = 'awaiting-approval';
-      view.waitingFor = 'approval';
+    if (spec.approveWaves && index < nodes.waveCount - 1 && !s.approved) {
+      head.status = 'awaiting-approval';
+      head.waitingFor = 'approval';
       await condition(() => s.approved || s.control !== 'run');
-      view.waitingFor = undefined;
+      head.waitingFor = undefined;
       if (!s.approved) {
         const ended = await obeyControl();
         if (ended) return ended;
         continue;
       }
-      view.status = 'running';
+      head.status = 'running';
       await emit({ type: 'WaveApproved', wave: index, by: s.request.by });
     }
     s.waveIndex++;

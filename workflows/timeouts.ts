@@ -20,6 +20,12 @@ export const PROBE_ACTIVITY: ActivityOptions = {
  */
 export const OUTAGE_RECHECK_MAX_MS = 300_000;
 
+/**
+ * A node not heard from for this long counts as unreachable: four of an agent's default 15 s
+ * heartbeats, so a late one or two do not count.
+ */
+export const NODE_SILENCE_MS = 60_000;
+
 /** Building an image: long, heartbeating. */
 export const BUILD_ACTIVITY: ActivityOptions = {
   startToCloseTimeout: '2h',

@@ -78,7 +78,13 @@ test('node workflow - with NATS up, a node that stays silent still times out', a
   assert.equal(result.outcome, 'timed-out');
   assert.match(result.detail ?? '', /no progress within 1000 ms while waiting for the node to accept/);
   const activities = await activitiesOf(handle);
-  assert.deepEqual(activities, ['sendCommand', 'checkJetStream', 'sendCommand', 'recordEvents']);
+  assert.deepEqual(activities, [
+    'sendCommand',
+    'checkJetStream',
+    'checkPeerFallback',
+    'sendCommand',
+    'recordEvents',
+  ]);
 });
 
 test('node workflow - a node that reports its whole upgrade at once, commit first, ends upgraded', async () => {

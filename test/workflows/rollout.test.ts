@@ -12,9 +12,12 @@ import {
   approveUpdate,
   pauseUpdate,
   resumeUpdate,
+  TASK_QUEUE,
   rolloutWorkflowId,
   statusQuery,
 } from '../../workflows/definitions.ts';
+import type { rolloutWorkflow } from '../../workflows/rollout.ts';
+import type { LegacyRolloutState } from '../../workflows/rollout-state.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
 import { makeRootfs, publishImage, rolloutEvents, waitForStatus } from '../helpers/rollouts.ts';
 import { startSimulatedFleet, type SimulatedFleet, type SimulatedNodeSpec } from '../../simulator/fleet.ts';
@@ -251,6 +254,80 @@ test('rollout - the approval gate holds until approve; meaningless requests are 
   );
   const approved = (await rolloutEvents(plane.nc, 'r-approve')).find((e) => e.event.type === 'WaveApproved');
   assert.equal(approved?.event.type === 'WaveApproved' && approved.event.by, 'operator-1');
+});
+
+test('rollout - a run continued from the older whole-view carried state goes on where it was', async () => {
+  const f = await fleet('eta', 3);
+  const pinned = `sha256:${'e'.repeat(64)}`;
+  const spec = {
+    id: 'r-legacy',
+    image: { type: 'oci' as const, reference: `registry.example/os:2.0.0@${pinned}` },
+    version: '2.0.0',
+    selector: 'site=eta',
+    waves: '1,100%',
+    maxUnavailable: 2,
+    timeouts: fast,
+  };
+  // What a run of the previous shape carried after its canary wave: the whole view and the targets.
+  const carried: LegacyRolloutState = {
+    view: {
+      rolloutId: 'r-legacy',
+      status: 'running',
+      version: '2.0.0',
+      imageDigest: pinned,
+      currentWave: 0,
+      waves: [
+        { index: 0, nodeIds: ['eta-1'], status: 'passed', succeeded: 1, failed: 0 },
+        { index: 1, nodeIds: ['eta-2', 'eta-3'], status: 'pending', succeeded: 0, failed: 0 },
+      ],
+      nodes: {
+        'eta-1': { wave: 0, state: 'upgraded' },
+        'eta-2': { wave: 1, state: 'pending' },
+        'eta-3': { wave: 1, state: 'pending' },
+      },
+      counts: { targets: 3, upgraded: 1, failed: 0, running: 0, pending: 2, skipped: 0 },
+      skipped: [],
+      run: 1,
+    },
+    eventCounter: 7,
+    image: { type: 'oci', reference: spec.image.reference, digest: pinned, version: '2.0.0' },
+    manifestDigest: pinned,
+    targets: ['eta-1', 'eta-2', 'eta-3'].map((nodeId) => ({ nodeId, version: '1.0.0' })),
+    waves: [['eta-1'], ['eta-2', 'eta-3']],
+    waveIndex: 1,
+    waveStarted: false,
+    waveGatePassed: false,
+    failureBaseline: 0,
+    touched: ['eta-1'],
+    control: 'run',
+    request: { by: 'policy', reason: '' },
+    approved: false,
+  };
+  const handle = await plane.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+    workflowId: rolloutWorkflowId('r-legacy'),
+    taskQueue: TASK_QUEUE,
+    args: [{ spec, carried }],
+  });
+  const result = await handle.result();
+  assert.equal(result.status, 'succeeded');
+  assert.deepEqual(
+    result.waves.map((w) => [w.status, w.nodeIds, w.succeeded]),
+    [
+      ['passed', ['eta-1'], 1],
+      ['passed', ['eta-2', 'eta-3'], 2],
+    ],
+  );
+  assert.deepEqual(result.counts, { targets: 3, upgraded: 3, failed: 0, running: 0, pending: 0, skipped: 0 });
+  assert.deepEqual(f.received.get('eta-1') ?? [], [], 'the canary is not upgraded again');
+  assert.equal(f.versions.get('eta-3'), '2.0.0');
+  const own = (await rolloutEvents(plane.nc, 'r-legacy'))
+    .map((e) => e.event.id)
+    .filter((id) => /^r-legacy:\d+$/.test(id));
+  assert.deepEqual(
+    own,
+    ['r-legacy:8', 'r-legacy:9', 'r-legacy:10'],
+    'event ids go on from the carried counter',
+  );
 });
 
 test('rollout - pause mid-wave lets running nodes finish and starts no new one until resume', async () => {
