@@ -39,7 +39,9 @@ if ip link set eth0 up 2> /dev/null; then
 fi
 
 LAB_SERVICE=probe
+set -a
 [ -f /data/lab/lab.env ] && . /data/lab/lab.env
+set +a
 export SLOTFLOW_LAB_SLOT="$slot"
 service="/usr/lib/slotflow-lab/$LAB_SERVICE.sh"
 [ -x "$service" ] || { say "no service $service; idle"; service=''; }
