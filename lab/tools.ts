@@ -18,6 +18,7 @@ export const LAB_TOOL_PACKAGES = {
   debugfs: 'e2fsprogs',
   dd: 'coreutils',
   cp: 'coreutils',
+  socat: 'socat',
   ldd: 'libc-bin',
   'qemu-system-x86_64': 'qemu-system-x86',
 } as const;

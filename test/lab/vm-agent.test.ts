@@ -70,12 +70,13 @@ describe('vm lab - the agent in a VM', async () => {
       const booted = await vm.waitFor(/slotflow-lab: booted slot A/, { timeoutMs: 90_000 });
       const bootSeconds = (Date.now() - started) / 1000;
       await vm.waitFor(/"msg":"connected to NATS"/, { offset: booted.offset, timeoutMs: 240_000 });
+      let timer: NodeJS.Timeout | undefined;
       const msg = await Promise.race([
         registered,
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error('no NodeRegistered within 60 s of connecting')), 60_000),
-        ),
-      ]);
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no NodeRegistered within 60 s of connecting')), 60_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
       const event = msg.json<{ nodeId: string; activeSlot?: string; labels?: Record<string, string> }>();
       assert.equal(event.nodeId, NODE_ID);
       assert.equal(event.labels?.['site'], 'lab');
