@@ -15,10 +15,15 @@ export const LAB_GRUB_CFG = new URL('./grub/grub.cfg', import.meta.url).pathname
 // before `normal` is loaded, where a `#` line is an unknown command, so the file has no comments.
 const EARLY_CFG = new URL('./grub/early.cfg', import.meta.url).pathname;
 
-/** Where GRUB's files live on the ESP; the early config searches for grub.cfg there. */
+/** Where grub.cfg lives on the ESP; the early config searches for it there. */
 export const ESP_GRUB_DIR = '/EFI/slotflow';
-/** The GRUB environment block on the ESP, as the guest sees it with the ESP on /boot/efi. */
-export const GUEST_GRUBENV = `/boot/efi${ESP_GRUB_DIR}/grubenv`;
+/**
+ * The GRUB environment block at the ESP's root, where the project's grub.cfg and the agent's
+ * grub slot driver (envFile /boot/efi/grubenv, with the ESP on /boot/efi) expect it.
+ */
+export const ESP_GRUBENV = '/grubenv';
+/** The same block as the guest sees it. */
+export const GUEST_GRUBENV = `/boot/efi${ESP_GRUBENV}`;
 
 /**
  * Modules built into GRUB's EFI image: GPT, FAT (the ESP), ext2 (reads ext4 slots), the
@@ -112,7 +117,7 @@ export async function buildEsp(cacheRoot: string, grubCfg = LAB_GRUB_CFG): Promi
     for (const [file, dest] of [
       [efi, '/EFI/BOOT/BOOTX64.EFI'],
       [cfg, `${ESP_GRUB_DIR}/grub.cfg`],
-      [env, `${ESP_GRUB_DIR}/grubenv`],
+      [env, ESP_GRUBENV],
     ] as const) {
       await runTool('mcopy', ['-i', image, file, `::${dest}`], `copying ${dest} onto the ESP`, mtools);
     }

@@ -1,4 +1,4 @@
-import { ESP_GRUB_DIR } from './esp.ts';
+import { ESP_GRUBENV } from './esp.ts';
 import { partitionLayout, type PartitionSpec } from './disk.ts';
 import { runTool } from './tools.ts';
 
@@ -13,7 +13,7 @@ export async function readDiskGrubenv(
   const esp = partitionLayout(partitions).find((p) => p.name === 'esp')!;
   const text = await runTool(
     'mtype',
-    ['-i', `${disk}@@${esp.startMiB}M`, `::${ESP_GRUB_DIR}/grubenv`],
+    ['-i', `${disk}@@${esp.startMiB}M`, `::${ESP_GRUBENV}`],
     `reading the GRUB environment on ${disk}`,
     { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } },
   );

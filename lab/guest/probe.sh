@@ -3,7 +3,7 @@
 # /data/lab/plan per boot. Actions: `commit` (the booted slot is good: <slot>_OK=1, <slot>_TRY=0),
 # `arm-A` / `arm-B` (one trial boot of that slot: it goes first in ORDER, OK=1, TRY=0),
 # `reboot`. Each boot prints the environment GRUB left, so the host can follow the protocol.
-env_file=/boot/efi/EFI/slotflow/grubenv
+env_file=/boot/efi/grubenv
 plan=/data/lab/plan
 say() { echo "slotflow-lab: $*"; }
 

@@ -106,4 +106,52 @@ describe('vm lab - GRUB A/B boot on QEMU', async () => {
       process.stderr.write(`boot seconds: ${seconds.map((s) => s.toFixed(1)).join(', ')}\n`);
     },
   );
+
+  test(
+    'a power cut during a trial boot of root-b falls back to root-a',
+    { skip: missing, timeout: 400_000 },
+    async () => {
+      const disk = await buildLabDisk();
+      const image = join(dir, 'power-cut.img');
+      await cloneDisk(disk, image, {
+        'lab/lab.env': 'LAB_SERVICE=probe\n',
+        // Boot 1 (A): commit A and arm B, then the power goes. Boot 2 (B, on trial): nothing, and
+        // the power goes again. Boot 3: A, by GRUB's boot counting.
+        'lab/plan': 'commit arm-B\n\ncommit\n',
+      });
+      vm = await startVm({ name: 'vm-power-cut', disk: image, dir: join(dir, 'power-cut') });
+      const cycle = async (slot: string, offset: number) => {
+        const started = Date.now();
+        const booted = await vm!.waitFor(new RegExp(`slotflow-lab: booted slot ${slot}`), {
+          offset,
+          timeoutMs: BOOT_TIMEOUT_MS,
+        });
+        const done = await vm!.waitFor(/slotflow-lab: probe done/, {
+          offset: booted.offset,
+          timeoutMs: 60_000,
+        });
+        process.stderr.write(
+          `power-cut run: slot ${slot} up in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+        );
+        return { booted: booted.offset, next: done.offset + 1 };
+      };
+      let at = (await cycle('A', 0)).next;
+      await vm.powerCut();
+      await vm.powerOn();
+      const trial = await cycle('B', at);
+      at = trial.next;
+      assert.match(await vm.console(trial.booted), /grubenv A_OK=1 A_TRY=0 B_OK=1 B_TRY=1 ORDER=B A/);
+      await vm.powerCut();
+      await vm.powerOn();
+      await cycle('A', at);
+      await vm.stop();
+      assert.deepEqual(
+        bootsIn(await vm.console()).map((b) => b.slot),
+        ['A', 'B', 'A'],
+      );
+      const env = await readDiskGrubenv(image, disk.partitions);
+      assert.equal(env['B_TRY'], '1', 'the cut-off trial stays used up');
+      assert.equal(env['A_TRY'], '0', 'slot A committed again');
+    },
+  );
 });
