@@ -45,6 +45,11 @@ export const CATALOG: readonly CatalogEntry[] = [
     async () => (await import('./commands/worker.ts')).worker,
   ),
   entry(
+    'lab rootfs',
+    'lay out a bootable VM-lab slot rootfs (kernel, initramfs, init, optionally the agent) for image build',
+    async () => (await import('./commands/lab.ts')).labRootfs,
+  ),
+  entry(
     'agent',
     'run the node agent: verified A/B slot upgrades, trial boots, health checks, fallback',
     async () => (await import('./commands/agent.ts')).agent,

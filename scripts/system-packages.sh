@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages slotflow's builders and tests use: e2fsprogs (mkfs.ext4 -d, debugfs),
-# squashfs-tools (mksquashfs), buildah (Containerfile builds) and chromium (the Temporal UI check).
+# squashfs-tools (mksquashfs), buildah (Containerfile builds), chromium (the Temporal UI check),
+# and for the VM lab (lab/): QEMU, OVMF, GRUB's EFI build and grub-editenv, sfdisk, FAT tools,
+# socat (QEMU's guest forwards), a static busybox and the Debian kernel the guests boot.
 # Installed with apt-get when missing and we are root; otherwise we say what is missing.
 set -euo pipefail
 
@@ -12,12 +14,31 @@ declare -A PACKAGE_OF=(
   [mksquashfs]=squashfs-tools
   [buildah]=buildah
   [chromium]=chromium
+  [qemu-system-x86_64]=qemu-system-x86
+  [sfdisk]=fdisk
+  [mkfs.vfat]=dosfstools
+  [mcopy]=mtools
+  [grub-mkimage]=grub-common
+  [grub-editenv]=grub-common
+  [socat]=socat
+)
+
+# Files (not commands) the VM lab reads, and the package that installs each.
+declare -A PACKAGE_OF_FILE=(
+  [/usr/share/OVMF/OVMF_CODE_4M.fd]=ovmf
+  [/usr/lib/grub/x86_64-efi/kernel.img]=grub-efi-amd64-bin
+  [/bin/busybox]=busybox-static
 )
 
 missing=()
 for tool in "${!PACKAGE_OF[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$tool]}")
 done
+for file in "${!PACKAGE_OF_FILE[@]}"; do
+  [ -e "$file" ] || missing+=("${PACKAGE_OF_FILE[$file]}")
+done
+# The lab's guests boot the Debian kernel (its image in /boot, its modules in /lib/modules).
+compgen -G '/boot/vmlinuz-*' >/dev/null || missing+=(linux-image-amd64)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 

@@ -1,0 +1,88 @@
+// The slotflow agent inside a lab VM: the slot image carries Node.js and the agent, the guest's
+// init starts `slotflow agent --reboot command`, and the agent reaches the test's nats-server
+// through QEMU's user-mode network (guest 10.0.2.100:4222 forwarded to the host's port).
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { access, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { Msg } from '@nats-io/nats-core';
+import { ensureStreams } from '../../eventlog/index.ts';
+import { agentBundle } from '../../lab/agent-bundle.ts';
+import { buildLabDisk, cloneDisk, startVm, type LabVm } from '../../lab/index.ts';
+import { execaRunner } from '../../runtime/runner.ts';
+import { startNats, type NatsHandle } from '../helpers/servers.ts';
+
+const NODE_ID = 'lab-1';
+
+async function labMissing(): Promise<string | undefined> {
+  if (!(await execaRunner.run('qemu-system-x86_64', ['--version'], { timeoutMs: 10_000 })).ok)
+    return 'qemu-system-x86_64 is not installed (bash scripts/system-packages.sh installs it)';
+  try {
+    await access('/usr/share/OVMF/OVMF_CODE_4M.fd');
+  } catch {
+    return 'OVMF is not installed (bash scripts/system-packages.sh installs it)';
+  }
+  return undefined;
+}
+
+describe('vm lab - the agent in a VM', async () => {
+  const missing = await labMissing();
+  const dir = await mkdtemp(join(tmpdir(), 'slotflow-vm-agent-'));
+  let nats: NatsHandle | undefined;
+  let vm: LabVm | undefined;
+  after(async () => {
+    await vm?.stop();
+    await nats?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test(
+    'the agent boots with its slot and registers through the forwarded NATS address',
+    { skip: missing, timeout: 360_000 },
+    async () => {
+      nats = await startNats();
+      const nc = await nats.connect();
+      await ensureStreams(await jetstreamManager(nc));
+      const registered = new Promise<Msg>((resolve) => {
+        const sub = nc.subscribe(`slotflow.evt.node.${NODE_ID}.NodeRegistered`, { max: 1 });
+        void (async () => {
+          for await (const msg of sub) resolve(msg);
+        })();
+      });
+
+      const disk = await buildLabDisk({ agent: await agentBundle() });
+      process.stderr.write(
+        `lab disk ${disk.cached ? 'from the cache' : 'built'} in ${disk.seconds.toFixed(1)} s\n`,
+      );
+      const image = join(dir, 'disk.img');
+      await cloneDisk(disk, image, {
+        'lab/lab.env': `LAB_SERVICE=agent\nSLOTFLOW_NODE_ID=${NODE_ID}\nNATS_URL=nats://10.0.2.100:4222\n`,
+      });
+      const started = Date.now();
+      vm = await startVm({
+        name: 'vm-agent',
+        disk: image,
+        dir: join(dir, 'vm'),
+        guestForwards: [{ guestPort: 4222, hostPort: nats.port }],
+      });
+      const booted = await vm.waitFor(/slotflow-lab: booted slot A/, { timeoutMs: 90_000 });
+      const bootSeconds = (Date.now() - started) / 1000;
+      await vm.waitFor(/"msg":"connected to NATS"/, { offset: booted.offset, timeoutMs: 240_000 });
+      let timer: NodeJS.Timeout | undefined;
+      const msg = await Promise.race([
+        registered,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no NodeRegistered within 60 s of connecting')), 60_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      const event = msg.json<{ nodeId: string; activeSlot?: string; labels?: Record<string, string> }>();
+      assert.equal(event.nodeId, NODE_ID);
+      assert.equal(event.labels?.['site'], 'lab');
+      process.stderr.write(
+        `booted in ${bootSeconds.toFixed(1)} s, agent registered ${((Date.now() - started) / 1000).toFixed(1)} s after power-on\n`,
+      );
+    },
+  );
+});
