@@ -7,9 +7,10 @@
 // refused by every agent.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { startRollout } from '../../cli/rollout-client.ts';
 import { openEventLog } from '../../eventlog/index.ts';
 import { parseJournal } from '../../node-agent/journal.ts';
@@ -25,6 +26,7 @@ import { publishImage, waitForStatus } from '../helpers/rollouts.ts';
 import { cleanupDirs, testLog, tempDir, LOOPBACK } from '../p2p/helpers.ts';
 import { tearDown } from '../helpers/teardown.ts';
 
+const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
 const ROLLOUT = 'r-site-cut';
 const MAX_UNAVAILABLE = 2;
 // p2p-9 is configured with a NATS address where nothing listens: it only ever has its peers.
@@ -72,8 +74,14 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
   }
 }
 
+/** Keeps every agent's whole log in test-output/ and returns their tails for the failure message. */
 async function logTails(): Promise<string> {
-  const parts: string[] = [];
+  const kept = join(OUTPUT, `p2p-fallback-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  await cp(root, kept, {
+    recursive: true,
+    filter: (src) => !src.includes('/chunks') && !src.includes('/slots'),
+  });
+  const parts: string[] = [`(whole logs and data dirs kept in ${kept})`];
   for (const m of machines.values()) {
     const text = await readFile(join(root, `${m.nodeId}.log`), 'utf8').catch(() => '');
     parts.push(`--- ${m.nodeId}\n${text.split('\n').slice(-15).join('\n')}`);
