@@ -78,7 +78,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   await mkdir(paths.dataDir, { recursive: true });
   const release = await lockDataDir(paths.lock);
   const journal = await openJournal(paths.journal);
-  const driver = createSlotDriver(config, paths, runner, async () => o.bootId, o.faults);
+  const driver = createSlotDriver(config, paths, runner, async () => o.bootId, o.faults, log);
   await driver.init(config.initialVersion);
   const trustedKeys = await trustedKeysOf(config.trustedKeysDir, log);
 
