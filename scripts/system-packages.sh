@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages slotflow's builders and tests use: e2fsprogs (mkfs.ext4 -d, debugfs),
-# squashfs-tools (mksquashfs), buildah (Containerfile builds) and chromium (the Temporal UI check).
+# squashfs-tools (mksquashfs), buildah (Containerfile builds), chromium (the Temporal UI check)
+# and grub-common (grub-editenv for the grub slot driver, grub-script-check for deploy/grub/grub.cfg).
 # Installed with apt-get when missing and we are root; otherwise we say what is missing.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ declare -A PACKAGE_OF=(
   [mksquashfs]=squashfs-tools
   [buildah]=buildah
   [chromium]=chromium
+  [grub-editenv]=grub-common
+  [grub-script-check]=grub-common
 )
 
 missing=()
