@@ -99,6 +99,22 @@ export function createGrubSlotDriver(o: GrubSlotDriverOptions): SlotDriver {
     if (JSON.stringify(next) !== JSON.stringify(v.ledger)) await writeLedger(o.ledgerFile, next);
   }
 
+  /** The slot's device must exist: opening a missing path for writing would create a file there. */
+  async function requireDevice(slot: Slot): Promise<void> {
+    const device = o.devices[slot];
+    const info = await stat(device).catch((err: unknown) => {
+      throw new SlotDriverError(
+        `slot ${slot}'s device ${device} does not exist; set grub.slots.${slot} to its block device`,
+        { cause: err },
+      );
+    });
+    if (!info.isBlockDevice() && !info.isFile()) {
+      throw new SlotDriverError(
+        `slot ${slot}'s device ${device} is neither a block device nor an image file; check grub.slots.${slot}`,
+      );
+    }
+  }
+
   const requireImage = (v: GrubView, slot: Slot, action: string) => {
     if (!v.ledger.images[slot])
       throw new SlotInUseError(`cannot ${action} slot ${slot}: it holds no image; write one first`);
@@ -173,6 +189,7 @@ export function createGrubSlotDriver(o: GrubSlotDriverOptions): SlotDriver {
           `refusing to write slot ${slot}: it is the committed slot the node falls back to`,
         );
       }
+      await requireDevice(slot);
       // From here until the image is recorded, GRUB must not boot the slot and it holds nothing.
       await writeEnv(withFlags(withFirst(v.env, v.primary), slot, { ok: false, tried: false }));
       const images = { ...v.ledger.images };

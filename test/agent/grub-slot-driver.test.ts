@@ -196,6 +196,15 @@ test(
       assert.equal((await m.driver.status()).slots.b, undefined, 'no image recorded');
       assert.equal((await m.env())['B_OK'], '0');
       await assert.rejects(m.driver.armTrialBoot('b'), SlotInUseError);
+
+      await rm(m.devices.b);
+      await writeFile(img, seededBytes(3, 16 * 1024));
+      await assert.rejects(
+        m.driver.install('b', source, opts),
+        (err: Error) =>
+          err instanceof SlotDriverError && /device .*root-b\.img does not exist/.test(err.message),
+      );
+      await assert.rejects(readFile(m.devices.b), /ENOENT/, 'a missing device is not created as a file');
     });
   },
 );
