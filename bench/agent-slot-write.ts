@@ -170,7 +170,15 @@ async function agentRss(work: string, imageSize: number): Promise<Figure[]> {
         '--reboot-command',
         'true',
       ],
-      { ...process.env, NATS_URL: nats.url, SLOTFLOW_HOME: home, SLOTFLOW_LOG_LEVEL: 'warn' },
+      // A lab machine: the file driver with a `true` reboot never boots the trial, which a real
+      // node refuses; this bench only measures the write.
+      {
+        ...process.env,
+        NATS_URL: nats.url,
+        SLOTFLOW_HOME: home,
+        SLOTFLOW_LOG_LEVEL: 'warn',
+        SLOTFLOW_LAB: '1',
+      },
       join(work, 'agent.log'),
     );
     const pid = agent.pid;

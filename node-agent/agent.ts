@@ -11,6 +11,7 @@ import type { AgentConfig, ConnectionConfig, NodeEvent } from '../schema/index.t
 import { loadTrustedKeys, type TrustedKeys } from '../signing/index.ts';
 import { createArtifactSources } from './artifact/index.ts';
 import { createCommandInbox } from './command-inbox.ts';
+import { assertWorkableDrivers } from './config.ts';
 import { ArtifactUnavailableError, describeError } from './errors.ts';
 import { nodeEvent } from './events.ts';
 import { createExecutor } from './executor.ts';
@@ -73,12 +74,14 @@ async function trustedKeysOf(dir: string | undefined, log: Logger): Promise<Trus
  */
 export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const { config, log } = o;
+  const letOff = assertWorkableDrivers(config);
+  if (letOff) log.warn({ problem: letOff }, 'lab machine: starting with drivers a real node refuses');
   const runner = o.runner ?? execaRunner;
   const paths = agentPaths(config.dataDir);
   await mkdir(paths.dataDir, { recursive: true });
   const release = await lockDataDir(paths.lock);
   const journal = await openJournal(paths.journal);
-  const driver = createSlotDriver(config, paths, runner, async () => o.bootId, o.faults);
+  const driver = createSlotDriver(config, paths, runner, async () => o.bootId, o.faults, log);
   await driver.init(config.initialVersion);
   const trustedKeys = await trustedKeysOf(config.trustedKeysDir, log);
 

@@ -17,6 +17,8 @@ export const AGENT_ENV = {
   heartbeatInterval: 'SLOTFLOW_HEARTBEAT_INTERVAL',
   p2pListen: 'SLOTFLOW_P2P_LISTEN',
   bootstrap: 'SLOTFLOW_BOOTSTRAP',
+  /** Test-only: `1` marks a lab machine whose harness plays the bootloader (AgentConfig.lab). */
+  lab: 'SLOTFLOW_LAB',
 } as const;
 
 const REQUIRED_HINT = {
@@ -44,12 +46,67 @@ export interface AgentFlags {
   readonly artifactUrl?: readonly string[] | undefined;
 }
 
-/** The configuration file could not be read or parsed. */
+/** The configuration file could not be read or parsed, or it names drivers that cannot work together. */
 export class AgentConfigError extends Error {
   override name = 'AgentConfigError';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
+}
+
+/**
+ * Why the configured slot driver and reboot driver cannot work together on a real machine;
+ * undefined when they can. Each answer says what was configured, why it fails and what to change.
+ */
+export function driverPairProblem(
+  config: Pick<AgentConfig, 'slotDriver' | 'reboot' | 'rebootCommand' | 'dataDir' | 'grub'>,
+): string | undefined {
+  const configured = `slotDriver '${config.slotDriver}' with reboot '${config.reboot}'`;
+  if (config.slotDriver === 'file' && config.reboot === 'command') {
+    return (
+      `${configured} cannot work: the file driver's slots are image files in ${join(config.dataDir, 'slots')} ` +
+      `that only the simulated machine's firmware boots, so a real reboot ('${config.rebootCommand.join(' ')}') ` +
+      `would restart this machine on the same system and every upgrade would fall back. ` +
+      `Use --reboot simulate for a simulated node; on a real machine choose the slot driver for its disks ` +
+      `(--slot-driver grub, rauc or kairos) and keep --reboot command.`
+    );
+  }
+  if (config.slotDriver !== 'file' && config.reboot === 'simulate') {
+    const bootloader = {
+      grub: `GRUB never reads the environment block ${config.grub.envFile}`,
+      rauc: "RAUC's bootloader never runs",
+      kairos: "Kairos' GRUB never runs",
+    }[config.slotDriver];
+    return (
+      `${configured} cannot work outside the lab: a simulated reboot only restarts the agent process; ` +
+      `${bootloader}, so the armed trial slot never boots and every upgrade would end in a fallback. ` +
+      `Use --reboot command (it runs rebootCommand, default 'systemctl reboot'). Only a test harness ` +
+      `that plays the bootloader itself marks its node a lab machine (${AGENT_ENV.lab}=1).`
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Refuses a slot driver and reboot driver that cannot work together, unless the node is a lab
+ * machine (`lab`, SLOTFLOW_LAB=1) whose harness plays the missing part. Returns the problem a lab
+ * machine is let off, for a warning.
+ */
+export function assertWorkableDrivers(
+  config: Pick<AgentConfig, 'slotDriver' | 'reboot' | 'rebootCommand' | 'dataDir' | 'grub' | 'lab'>,
+): string | undefined {
+  const problem = driverPairProblem(config);
+  if (problem !== undefined && !config.lab) throw new AgentConfigError(problem);
+  return problem;
+}
+
+/** SLOTFLOW_LAB: `1` or `0` (empty counts as unset). */
+function labFromEnv(value: string | undefined): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === '1' || value === '0') return value === '1';
+  throw new SchemaError('agent configuration', [
+    `${AGENT_ENV.lab}: expected 1 (a lab machine, for test harnesses only) or 0, got ${JSON.stringify(value)}`,
+  ]);
 }
 
 const list = (text: string | undefined) =>
@@ -97,8 +154,9 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
 
 /**
  * The agent's configuration from an optional file (YAML or JSON, the AgentConfig fields), the
- * environment and the flags, later ones winning field by field; validated by AgentConfig. The
- * trusted keys default to `<home>/keys`, where `slotflow keys init` puts the public key.
+ * environment and the flags, later ones winning field by field; validated by AgentConfig and
+ * refused when its slot and reboot drivers cannot work together. The trusted keys default to
+ * `<home>/keys`, where `slotflow keys init` puts the public key.
  */
 export async function loadAgentConfig(input: {
   flags: AgentFlags;
@@ -118,6 +176,7 @@ export async function loadAgentConfig(input: {
     metricsListen: env[AGENT_ENV.metricsListen],
     initialVersion: env[AGENT_ENV.initialVersion],
     heartbeatInterval: env[AGENT_ENV.heartbeatInterval],
+    lab: labFromEnv(env[AGENT_ENV.lab]),
   });
   const checks = flags.healthCheck?.map(healthCheckFlag);
   const badCheck = checks?.find((c) => typeof c === 'string');
@@ -159,5 +218,7 @@ export async function loadAgentConfig(input: {
     .filter((field) => merged[field] === undefined)
     .map((field) => `${field}: required; give ${REQUIRED_HINT[field]}`);
   if (missing.length > 0) throw new SchemaError('agent configuration', missing);
-  return parseWith(AgentConfig, merged, 'agent configuration');
+  const config = parseWith(AgentConfig, merged, 'agent configuration');
+  assertWorkableDrivers(config);
+  return config;
 }

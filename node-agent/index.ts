@@ -6,7 +6,14 @@ import { currentBootId } from './boot-id.ts';
 import { runSupervisor } from './supervisor.ts';
 
 export { AGENT_VERSION, startAgent, type AgentOptions, type RunningAgent } from './agent.ts';
-export { AGENT_ENV, AgentConfigError, loadAgentConfig, type AgentFlags } from './config.ts';
+export {
+  AGENT_ENV,
+  AgentConfigError,
+  assertWorkableDrivers,
+  driverPairProblem,
+  loadAgentConfig,
+  type AgentFlags,
+} from './config.ts';
 export { runSupervisor } from './supervisor.ts';
 
 /**

@@ -11,7 +11,7 @@ export interface AgentPaths {
   readonly staging: string;
   /** The `file` slot driver's images and boot-state file. */
   readonly slots: string;
-  /** The `kairos` and `rauc` drivers' record of what each slot holds. */
+  /** The `grub`, `kairos` and `rauc` drivers' record of what each slot holds. */
   readonly slotLedger: string;
   /** Signed rollout plans held for the peer-to-peer fallback (kept across reboots). */
   readonly plans: string;

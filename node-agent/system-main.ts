@@ -37,5 +37,7 @@ try {
   });
 } catch (err) {
   log.fatal({ err: describeError(err) }, 'agent cannot start');
-  process.exit(err instanceof SyntaxError || (err as Error).name === 'SchemaError' ? CONFIG_EXIT_CODE : 1);
+  const name = (err as Error).name;
+  const config = err instanceof SyntaxError || name === 'SchemaError' || name === 'AgentConfigError';
+  process.exit(config ? CONFIG_EXIT_CODE : 1);
 }

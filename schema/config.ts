@@ -158,14 +158,48 @@ export const SlotToolsConfig = z.object({
   timeout: Duration.prefault('30m'),
 });
 
+const devicePath = z.string().regex(/^\//, 'expected an absolute path such as /dev/disk/by-partlabel/root-a');
+
+/**
+ * The `grub` slot driver: two block devices (or, in tests, two files) and the GRUB environment
+ * block whose `ORDER` / `A_OK` / `B_OK` / `A_TRY` / `B_TRY` (RAUC's GRUB protocol) pick the slot
+ * GRUB boots; the project's grub.cfg (deploy/grub/grub.cfg) reads them.
+ */
+export const GrubSlotConfig = z
+  .object({
+    /** The slots' block devices; slot `a` is what GRUB calls `A`. */
+    slots: z
+      .object({
+        a: devicePath.default('/dev/disk/by-partlabel/root-a'),
+        b: devicePath.default('/dev/disk/by-partlabel/root-b'),
+      })
+      .strict()
+      .prefault({})
+      .refine((s) => s.a !== s.b, { message: 'expected two different devices for slots a and b' }),
+    /** The GRUB environment block grub.cfg loads (on the EFI system partition). */
+    envFile: devicePath.default('/boot/efi/grubenv'),
+    /** grub-editenv binary (Debian: grub-common; Fedora calls it grub2-editenv). */
+    grubEditenv: z.string().min(1).default('grub-editenv'),
+    /** The running kernel's command line; grub.cfg passes `rauc.slot=A|B` on it. */
+    cmdline: devicePath.default('/proc/cmdline'),
+  })
+  .strict();
+export type GrubSlotConfig = z.output<typeof GrubSlotConfig>;
+
 /** The node agent's settings, from flags, environment and an optional file. */
 export const AgentConfig = z
   .object({
     nodeId: NodeId,
     dataDir: z.string().min(1, 'expected a directory for slots, journal and keys'),
     labels: LabelsInput.default({}),
-    slotDriver: z.enum(['file', 'kairos', 'rauc']).default('file'),
+    slotDriver: z.enum(['file', 'grub', 'kairos', 'rauc']).default('file'),
     reboot: z.enum(['simulate', 'command']).default('simulate'),
+    /**
+     * Test-only (SLOTFLOW_LAB=1): this node is a lab machine whose test or benchmark harness plays
+     * the parts the agent cannot (the bootloader, the reboot), so slot and reboot drivers that
+     * cannot work together on a real machine are allowed. Never set it on a real node.
+     */
+    lab: z.boolean().default(false),
     /** argv run by the `command` reboot driver. */
     rebootCommand: z.array(z.string()).min(1).default(['systemctl', 'reboot']),
     /** Version reported before any upgrade (first boot). */
@@ -186,6 +220,8 @@ export const AgentConfig = z
     /** The `command` reboot driver reports a failure when the machine still runs after this long. */
     rebootTimeout: Duration.prefault('10m'),
     tools: SlotToolsConfig.prefault({}),
+    /** Settings of the `grub` slot driver. */
+    grub: GrubSlotConfig.prefault({}),
     /** The peer-to-peer fallback: on when `listen` has an address (or `relay.reserve` is set). */
     p2p: z
       .object({

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages slotflow's builders and tests use: e2fsprogs (mkfs.ext4 -d, debugfs),
 # squashfs-tools (mksquashfs), buildah (Containerfile builds), chromium (the Temporal UI check),
-# and for the VM lab (lab/): QEMU, OVMF, GRUB's EFI build and grub-editenv, sfdisk, FAT tools,
-# socat (QEMU's guest forwards), a static busybox and the Debian kernel the guests boot.
+# grub-common (grub-editenv for the grub slot driver, grub-script-check for deploy/grub/grub.cfg),
+# and for the VM lab (lab/): QEMU, OVMF, GRUB's EFI build, sfdisk, FAT tools, socat (QEMU's guest
+# forwards), a static busybox and the Debian kernel the guests boot.
 # Installed with apt-get when missing and we are root; otherwise we say what is missing.
 set -euo pipefail
 
@@ -20,6 +21,7 @@ declare -A PACKAGE_OF=(
   [mcopy]=mtools
   [grub-mkimage]=grub-common
   [grub-editenv]=grub-common
+  [grub-script-check]=grub-common
   [socat]=socat
 )
 

@@ -6,7 +6,7 @@ import { cliConfig } from '../context.ts';
 import { UsageError } from '../usage-error.ts';
 
 const usage =
-  'slotflow agent --node-id ID --data-dir DIR [--labels k=v,…] [--slot-driver file|kairos|rauc] ' +
+  'slotflow agent --node-id ID --data-dir DIR [--labels k=v,…] [--slot-driver file|grub|kairos|rauc] ' +
   '[--reboot simulate|command] [--reboot-command "systemctl reboot"] [--p2p-listen ADDR,…] [--bootstrap ADDR,…] ' +
   '[--config FILE] [--trusted-keys DIR] [--health-check NAME=CMD …] [--metrics-listen HOST:PORT] ' +
   '[--initial-version V] [--heartbeat-interval 15s] [--artifact-dir DIR …] [--artifact-url URL …]';

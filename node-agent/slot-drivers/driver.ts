@@ -42,7 +42,7 @@ export interface InstallOptions {
  * the node booted from, and never arms or activates a slot that holds nothing.
  */
 export interface SlotDriver {
-  readonly name: 'file' | 'kairos' | 'rauc';
+  readonly name: 'file' | 'grub' | 'kairos' | 'rauc';
   /**
    * True when an armed trial boots exactly once (an uncommitted trial falls back at the next
    * boot); false when the bootloader retries it a few times first (RAUC's boot attempts).
@@ -50,7 +50,11 @@ export interface SlotDriver {
   readonly oneShotTrial: boolean;
   /** Image kinds this driver installs. */
   readonly accepts: readonly InstallSource['type'][];
-  /** Prepares first use (e.g. the boot-state file of a fresh node); idempotent. */
+  /**
+   * Runs at every agent start: prepares first use (e.g. the boot-state file of a fresh node)
+   * and, where the bootloader counts every boot (grub), confirms the boot of a committed slot.
+   * Never commits a trial. Idempotent.
+   */
   init(initialVersion: string): Promise<void>;
   status(): Promise<SlotStatus>;
   /** Writes the image into `slot`; throws SlotInUseError for the booted slot. */

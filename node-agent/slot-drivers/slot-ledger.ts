@@ -5,8 +5,8 @@ import { Digest, Slot, describeIssues } from '../../schema/index.ts';
 import { writeFileAtomic } from '../atomic-file.ts';
 import { SlotDriverError } from '../errors.ts';
 
-// kairos and rauc know which slot booted but not which slotflow version each slot holds (the
-// version is in the signed manifest, not in the image); the agent keeps that here.
+// kairos, rauc and grub know which slot booted but not which slotflow version each slot holds
+// (the version is in the signed manifest, not in the image); the agent keeps that here.
 
 const Image = z.object({ version: z.string().min(1), digest: Digest.optional() });
 
@@ -27,10 +27,17 @@ export const SlotLedger = z.object({
     })
     .nullable()
     .default(null),
-  /** rauc: the slot armed for a trial and not yet committed. */
+  /** rauc, grub: the slot armed for a trial and not yet committed. */
   trial: Slot.nullable().default(null),
+  /**
+   * grub: slots marked bad after a failed trial. The environment block's `X_OK=0` says only
+   * "do not boot"; it is also how a freshly written, unarmed slot looks.
+   */
+  bad: z.array(Slot).default([]),
 });
 export type SlotLedger = z.output<typeof SlotLedger>;
+/** A ledger to write; fields with defaults may be left out. */
+export type SlotLedgerInput = z.input<typeof SlotLedger>;
 
 /** Reads the ledger; undefined when there is none yet. */
 export async function readLedger(file: string): Promise<SlotLedger | undefined> {
@@ -59,7 +66,7 @@ export async function requireLedger(file: string): Promise<SlotLedger> {
 }
 
 /** Writes the ledger atomically. */
-export async function writeLedger(file: string, ledger: SlotLedger): Promise<void> {
+export async function writeLedger(file: string, ledger: SlotLedgerInput): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
   await writeFileAtomic(file, JSON.stringify(ledger));
 }

@@ -1,9 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadConnectionConfig } from '../../runtime/config.ts';
 import { execaRunner, type Runner } from '../../runtime/runner.ts';
-import { loadAgentConfig } from '../../node-agent/config.ts';
+import { AgentConfig } from '../../schema/index.ts';
+import { startAgent } from '../../node-agent/agent.ts';
+import { AgentConfigError, loadAgentConfig } from '../../node-agent/config.ts';
 import { RebootError } from '../../node-agent/errors.ts';
 import { checkBootedExpected, runHealthChecks } from '../../node-agent/health/health-checks.ts';
 import { renderMetrics } from '../../node-agent/metrics.ts';
@@ -156,4 +160,100 @@ test('agent config - a missing node id or a bad value names the field and how to
     }),
     /--health-check: expected name=command/,
   );
+});
+
+const pair = (slotDriver: string, reboot: string, env: NodeJS.ProcessEnv = {}) =>
+  loadAgentConfig({ flags: { nodeId: 'n', dataDir: '/var/lib/n', slotDriver, reboot }, env, home: '/h' });
+
+test('agent config - refuses driver pairs that cannot work, saying what was configured, why and what to change', async () => {
+  await assert.rejects(
+    pair('file', 'command'),
+    (err: Error) =>
+      err instanceof AgentConfigError &&
+      /^slotDriver 'file' with reboot 'command' cannot work: /.test(err.message) &&
+      /\/var\/lib\/n\/slots/.test(err.message) &&
+      /'systemctl reboot'/.test(err.message) &&
+      /Use --reboot simulate for a simulated node/.test(err.message) &&
+      /--slot-driver grub, rauc or kairos/.test(err.message),
+  );
+  for (const slotDriver of ['grub', 'rauc', 'kairos']) {
+    await assert.rejects(
+      pair(slotDriver, 'simulate'),
+      (err: Error) =>
+        err instanceof AgentConfigError &&
+        err.message.startsWith(
+          `slotDriver '${slotDriver}' with reboot 'simulate' cannot work outside the lab`,
+        ) &&
+        /the armed trial slot never boots/.test(err.message) &&
+        /Use --reboot command/.test(err.message) &&
+        /SLOTFLOW_LAB=1/.test(err.message),
+    );
+  }
+  await assert.rejects(
+    pair('grub', 'simulate'),
+    /GRUB never reads the environment block \/boot\/efi\/grubenv/,
+  );
+});
+
+test('agent config - workable pairs start; a lab machine (SLOTFLOW_LAB=1) may use any pair', async () => {
+  assert.equal((await pair('file', 'simulate')).slotDriver, 'file');
+  for (const slotDriver of ['grub', 'rauc', 'kairos'])
+    assert.equal((await pair(slotDriver, 'command')).reboot, 'command');
+  const lab = await pair('grub', 'simulate', { SLOTFLOW_LAB: '1' });
+  assert.equal(lab.lab, true);
+  assert.equal((await pair('file', 'command', { SLOTFLOW_LAB: '1' })).lab, true);
+  await assert.rejects(pair('grub', 'simulate', { SLOTFLOW_LAB: '0' }), AgentConfigError);
+  await assert.rejects(
+    pair('grub', 'simulate', { SLOTFLOW_LAB: 'yes' }),
+    /SLOTFLOW_LAB: expected 1 .* got "yes"/,
+  );
+});
+
+test('agent config - the grub driver defaults to the root-a/root-b partitions and the ESP grubenv; one device for both slots is refused', async () => {
+  const config = await pair('grub', 'command');
+  assert.deepEqual(config.grub, {
+    slots: { a: '/dev/disk/by-partlabel/root-a', b: '/dev/disk/by-partlabel/root-b' },
+    envFile: '/boot/efi/grubenv',
+    grubEditenv: 'grub-editenv',
+    cmdline: '/proc/cmdline',
+  });
+  const dir = await scratchDir('slotflow-agent-config-');
+  const file = join(dir, 'agent.yaml');
+  await writeFile(file, 'slotDriver: grub\ngrub:\n  slots:\n    a: /dev/vda2\n    b: /dev/vda2\n');
+  await assert.rejects(
+    loadAgentConfig({
+      flags: { config: file, nodeId: 'n', dataDir: '/x', reboot: 'command' },
+      env: {},
+      home: '/h',
+    }),
+    /grub\.slots: expected two different devices/,
+  );
+  await writeFile(file, 'slotDriver: grub\ngrub:\n  envFile: grubenv\n');
+  await assert.rejects(
+    loadAgentConfig({
+      flags: { config: file, nodeId: 'n', dataDir: '/x', reboot: 'command' },
+      env: {},
+      home: '/h',
+    }),
+    /grub\.envFile: expected an absolute path/,
+  );
+});
+
+test('agent start - refuses a driver pair that cannot work before touching the data directory', async () => {
+  const dataDir = join(await scratchDir('slotflow-agent-pair-'), 'data');
+  const config = AgentConfig.parse({ nodeId: 'n', dataDir, slotDriver: 'file', reboot: 'command' });
+  const outcome = await startAgent({
+    config,
+    connection: loadConnectionConfig({}),
+    bootId: 'boot-1',
+    log: pino({ level: 'silent' }),
+  }).then(
+    async (agent) => void (await agent.stop()), // started: stop it, so the failure below ends the test
+    (err: unknown) => err,
+  );
+  assert.ok(
+    outcome instanceof AgentConfigError && /Use --reboot simulate/.test(outcome.message),
+    `expected a refusal naming the fix, got ${String(outcome)}`,
+  );
+  await assert.rejects(readdir(dataDir), /ENOENT/);
 });

@@ -11,6 +11,7 @@ import { agentPaths } from '../../node-agent/paths.ts';
 import { bootFromFile, createSlotDriver, type SlotDriver } from '../../node-agent/slot-drivers/index.ts';
 import { AgentConfig } from '../../schema/index.ts';
 import { createFakeTools, type FakeTools } from './fakes/fake-tools.ts';
+import { createGrubMachine, grubEditenvMissing } from './grub-machine.ts';
 import { seededBytes } from './harness.ts';
 import { slotDriverCompliance, type DriverHarness } from './slot-driver-compliance.ts';
 
@@ -59,6 +60,26 @@ slotDriverCompliance('file', async (): Promise<DriverHarness> => {
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 });
+
+// Slots are files, the environment block is real and edited by the real grub-editenv; the
+// harness boots by deploy/grub/grub.cfg's rules and rewrites the kernel command line.
+const grubMissing = await grubEditenvMissing();
+slotDriverCompliance(
+  'grub',
+  async (): Promise<DriverHarness> => {
+    const machine = await createGrubMachine();
+    return {
+      driver: machine.driver,
+      reboot: () => machine.reboot(),
+      async image(version) {
+        const { path, manifest } = await imageFile(machine.dir, version);
+        return { source: { type: 'file', path, manifest }, digest: manifest.digest as Digest };
+      },
+      cleanup: () => machine.cleanup(),
+    };
+  },
+  { skip: grubMissing },
+);
 
 slotDriverCompliance('kairos', async (): Promise<DriverHarness> => {
   const fakes = await createFakeTools();

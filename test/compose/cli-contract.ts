@@ -97,7 +97,7 @@ export const CONTAINER_COMMANDS: readonly CommandSpec[] = [
       'node-id': { required: true, check: nodeId },
       'data-dir': { required: true, check: absolutePath },
       labels: { check: labels },
-      'slot-driver': { check: oneOf('file', 'kairos', 'rauc') },
+      'slot-driver': { check: oneOf('file', 'grub', 'kairos', 'rauc') },
       reboot: { check: oneOf('simulate', 'command') },
       'p2p-listen': { check: multiaddr },
       bootstrap: { check: multiaddrList },
