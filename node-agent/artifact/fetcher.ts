@@ -19,6 +19,12 @@ export interface FetchRequest {
   readonly log?: Logger;
   /** First pause between rounds over the sources; doubles up to 10 s. */
   readonly retryDelayMs?: number;
+  /**
+   * A source that brings no byte for this long (opening included) is given up for this round
+   * and the next one is tried (default 30 s). A source whose server vanished mid-download (a
+   * NATS outage) can otherwise keep the fetch waiting without ever failing.
+   */
+  readonly stallTimeoutMs?: number;
   readonly onProgress?: (bytes: number) => void;
 }
 
@@ -28,6 +34,54 @@ export interface FetchResult {
   readonly bytes: number;
 }
 
+interface StallWatch {
+  /** Aborted on a stall or when the fetch's own signal is. */
+  readonly signal: AbortSignal;
+  /** Settles as `step` does, or rejects with ArtifactUnavailableError once the source stalls. */
+  guard<T>(step: Promise<T>): Promise<T>;
+  /** Data arrived: the stall clock starts again. */
+  progress(): void;
+  dispose(): void;
+}
+
+/** Default of FetchRequest.stallTimeoutMs. */
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+
+/**
+ * A watchdog over one source attempt: `guard` races a step against the time since the last
+ * progress; `progress` re-arms it. On a stall the attempt's abort signal fires too, for sources
+ * that watch it.
+ */
+function stallWatch(source: string, limitMs: number, outer?: AbortSignal): StallWatch {
+  const controller = new AbortController();
+  const onOuter = () => controller.abort(outer?.reason);
+  outer?.addEventListener('abort', onOuter, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  let fail: ((err: Error) => void) | undefined;
+  const stalled = new Promise<never>((_, reject) => (fail = reject));
+  stalled.catch(() => undefined);
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const err = new ArtifactUnavailableError(
+        `${source} brought no data for ${limitMs} ms; trying the next source`,
+      );
+      controller.abort(err);
+      fail?.(err);
+    }, limitMs);
+  };
+  arm();
+  return {
+    signal: controller.signal,
+    guard: <T>(step: Promise<T>): Promise<T> => Promise.race([step, stalled]),
+    progress: arm,
+    dispose() {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', onOuter);
+    },
+  };
+}
+
 /** Reads a source's stream into the staging file chunk by chunk; a chunk is written only once verified. */
 async function drain(
   stream: AsyncIterable<Uint8Array>,
@@ -35,33 +89,43 @@ async function drain(
   manifest: ArtifactManifest,
   position: { offset: number },
   source: string,
+  watch: StallWatch,
   onProgress?: (bytes: number) => void,
 ): Promise<void> {
   let index = Math.round(position.offset / manifest.chunkSize);
   const buffer = Buffer.allocUnsafe(manifest.chunkSize);
   let filled = 0;
-  for await (const piece of stream) {
-    for (let at = 0; at < piece.length;) {
-      const chunk = manifest.chunks[index];
-      if (!chunk)
-        throw new ArtifactInvalidError(`${source} sends more than the manifest's ${manifest.size} bytes`);
-      const take = Math.min(chunk.size - filled, piece.length - at);
-      buffer.set(piece.subarray(at, at + take), filled);
-      filled += take;
-      at += take;
-      if (filled < chunk.size) continue;
-      const got = sha256Of(buffer.subarray(0, chunk.size));
-      if (got !== chunk.digest) {
-        throw new ArtifactInvalidError(
-          `chunk ${chunk.index} from ${source} has digest ${got}, expected ${chunk.digest}`,
-        );
+  const pieces = stream[Symbol.asyncIterator]();
+  try {
+    for (let next = await watch.guard(pieces.next()); !next.done; next = await watch.guard(pieces.next())) {
+      watch.progress();
+      const piece = next.value;
+      for (let at = 0; at < piece.length;) {
+        const chunk = manifest.chunks[index];
+        if (!chunk)
+          throw new ArtifactInvalidError(`${source} sends more than the manifest's ${manifest.size} bytes`);
+        const take = Math.min(chunk.size - filled, piece.length - at);
+        buffer.set(piece.subarray(at, at + take), filled);
+        filled += take;
+        at += take;
+        if (filled < chunk.size) continue;
+        const got = sha256Of(buffer.subarray(0, chunk.size));
+        if (got !== chunk.digest) {
+          throw new ArtifactInvalidError(
+            `chunk ${chunk.index} from ${source} has digest ${got}, expected ${chunk.digest}`,
+          );
+        }
+        await file.write(buffer, 0, chunk.size, position.offset);
+        position.offset += chunk.size;
+        index++;
+        filled = 0;
+        onProgress?.(position.offset);
       }
-      await file.write(buffer, 0, chunk.size, position.offset);
-      position.offset += chunk.size;
-      index++;
-      filled = 0;
-      onProgress?.(position.offset);
     }
+  } catch (err) {
+    // Ends the source's stream; a stalled one may never settle, so it is not waited for.
+    void Promise.resolve(pieces.return?.()).catch(() => undefined);
+    throw err;
   }
 }
 
@@ -86,9 +150,10 @@ export async function fetchImage(req: FetchRequest): Promise<FetchResult> {
       for (const source of req.sources) {
         if (invalid.has(source.name)) continue;
         req.signal?.throwIfAborted();
+        const watch = stallWatch(source.name, req.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, req.signal);
         try {
-          const stream = await source.open(manifest, position.offset, req.signal);
-          await drain(stream, file, manifest, position, source.name, req.onProgress);
+          const stream = await watch.guard(source.open(manifest, position.offset, watch.signal));
+          await drain(stream, file, manifest, position, source.name, watch, req.onProgress);
           if (position.offset === manifest.size) {
             await file.sync();
             return { source: source.name, bytes: manifest.size - begin };
@@ -104,6 +169,8 @@ export async function fetchImage(req: FetchRequest): Promise<FetchResult> {
             { source: source.name, offset: position.offset, err: describeError(err) },
             'artifact source failed',
           );
+        } finally {
+          watch.dispose();
         }
       }
       if (invalid.size === req.sources.length) {

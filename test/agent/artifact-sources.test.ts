@@ -165,3 +165,53 @@ test('artifact sources - HTTP: a server that ignores Range still yields the righ
     server.close();
   }
 });
+
+test('artifact sources - NATS dies mid-download: the fetch gives it up after the stall limit and resumes from the next source', async () => {
+  const gone = await startNats();
+  try {
+    // Larger than one pull (64 messages of 128 KiB), so most of it is still on the server.
+    const big = seededBytes(9, 12 * 1024 * 1024);
+    const mirrorDir = await scratchDir('slotflow-mirror-');
+    await writeFile(join(mirrorDir, 'big.img'), big);
+    const bigManifest = await manifestOf(
+      join(mirrorDir, 'big.img'),
+      { format: 'raw', version: '1.0.0' },
+      CHUNK,
+    );
+    await writeFile(join(mirrorDir, `${digestHex(bigManifest.digest)}.img`), big);
+    const gc = await gone.connect();
+    await (await new Objm(gc).create('dying')).putBlob({ name: bigManifest.digest }, big);
+    const nats = createNatsSource(async () => gc, 'dying');
+    // The server vanishes once the first piece has arrived: its client keeps waiting to reconnect.
+    const dying: ArtifactSource = {
+      name: nats.name,
+      async open(m, offset, signal) {
+        const stream = await nats.open(m, offset, signal);
+        return (async function* () {
+          for await (const piece of stream) {
+            yield piece;
+            await gone.kill();
+          }
+        })();
+      },
+    };
+    const dir2 = recording(createDirSource(mirrorDir));
+    const path = join(dir, 'nats-dies.img');
+    const t0 = Date.now();
+    const result = await fetchImage({
+      manifest: bigManifest,
+      path,
+      sources: [dying, dir2],
+      deadline: Date.now() + 60_000,
+      retryDelayMs: 50,
+      stallTimeoutMs: 1_500,
+    });
+    const took = Date.now() - t0;
+    assert.equal(result.source, dir2.name);
+    assert.ok((await readFile(path)).equals(big));
+    assert.ok(dir2.offsets[0]! > 0, `resumed after the chunks NATS delivered, at ${dir2.offsets[0]}`);
+    assert.ok(took < 15_000, `moved on after the stall limit, in ${took} ms`);
+  } finally {
+    await gone.stop();
+  }
+});
