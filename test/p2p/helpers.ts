@@ -14,7 +14,8 @@ import {
   type SigningKey,
 } from '../../signing/index.ts';
 import { createSlotflowPeer, type SlotflowPeer, type SlotflowPeerInit } from '../../p2p/index.ts';
-import type { SignedCommand } from '../../schema/index.ts';
+import type { RolloutPlanInput, SignedCommand, SignedPlan } from '../../schema/index.ts';
+import { signPlan } from '../../signing/plan.ts';
 
 export const LOOPBACK = ['127.0.0.0/8'];
 
@@ -148,6 +149,37 @@ export function upgradeCommand(key: SigningKey, nodeId: string, rolloutId = 'r-p
         version: '2.0.0',
       },
       manifestDigest: `sha256:${'b'.repeat(64)}`,
+    },
+    key,
+  );
+}
+
+/**
+ * A rollout plan signed by `key` that starts now and is valid for an hour: two at a time, no
+ * failure tolerated, a 10 s lease in a 30 s start window; `extra` overrides any field.
+ */
+export function testPlan(
+  key: SigningKey,
+  rolloutId: string,
+  waves: string[][],
+  extra: Partial<RolloutPlanInput> = {},
+): SignedPlan {
+  const now = Date.now();
+  return signPlan(
+    {
+      v: 1,
+      rolloutId,
+      manifestDigest: `sha256:${'e'.repeat(64)}`,
+      waves,
+      maxUnavailable: 2,
+      failureThreshold: { type: 'count', count: 0 },
+      issuedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + 3_600_000).toISOString(),
+      startsAt: new Date(now).toISOString(),
+      leaseTtlMs: 10_000,
+      startWindowMs: 30_000,
+      clockSkewMs: 200,
+      ...extra,
     },
     key,
   );

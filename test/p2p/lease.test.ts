@@ -1,11 +1,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { signPlan } from '../../signing/plan.ts';
 import type { SigningKey } from '../../signing/index.ts';
 import { WaveGateFailedError, type SlotflowPeer } from '../../p2p/index.ts';
 import type { RolloutPlanInput, SignedPlan } from '../../schema/index.ts';
-import { cleanupDirs, controlPlaneKey, startMesh, stopAll } from './helpers.ts';
+import { cleanupDirs, controlPlaneKey, startMesh, stopAll, testPlan } from './helpers.ts';
 
 let key: SigningKey;
 let peers: SlotflowPeer[];
@@ -21,26 +20,10 @@ after(async () => {
 });
 
 function planFor(rolloutId: string, waves: string[][], extra: Partial<RolloutPlanInput> = {}): SignedPlan {
-  const now = Date.now();
-  return signPlan(
-    {
-      v: 1,
-      rolloutId,
-      manifestDigest: `sha256:${'e'.repeat(64)}`,
-      waves,
-      maxUnavailable: 2,
-      failureThreshold: { type: 'count', count: 0 },
-      issuedAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + 3_600_000).toISOString(),
-      startsAt: new Date(now).toISOString(),
-      leaseTtlMs: 10_000,
-      startWindowMs: 30_000,
-      clockSkewMs: 200,
-      peerIds: Object.fromEntries(peers.map((p) => [p.nodeId, p.peerId])),
-      ...extra,
-    },
-    key,
-  );
+  return testPlan(key, rolloutId, waves, {
+    peerIds: Object.fromEntries(peers.map((p) => [p.nodeId, p.peerId])),
+    ...extra,
+  });
 }
 
 test('lease - with maxUnavailable=2 six nodes all reboot, never more than two at once', async () => {
@@ -87,10 +70,13 @@ test('lease - a later wave starts only after the earlier wave reported success o
 test('lease - a failed canary breaches the gate and the next wave does not start', async () => {
   const [canary, ...rest] = peers;
   const signed = planFor('r-gate', [[canary!.nodeId], rest.map((p) => p.nodeId)]);
-  const outcomes = rest.map((p) => p.coordinator(signed).acquire({ signal: AbortSignal.timeout(20_000) }));
+  // Settled from the start: a waiter may be refused before the canary's release returns.
+  const outcomes = Promise.allSettled(
+    rest.map((p) => p.coordinator(signed).acquire({ signal: AbortSignal.timeout(20_000) })),
+  );
   const lease = await canary!.coordinator(signed).acquire();
   await lease.release('failed');
-  const results = await Promise.allSettled(outcomes);
+  const results = await outcomes;
   for (const r of results) {
     assert.equal(r.status, 'rejected');
     assert.ok(r.reason instanceof WaveGateFailedError, String(r.reason));
@@ -103,15 +89,16 @@ test('lease - a dead node holds up its chain only until its turn surely ended', 
   const [dead, second, third] = peers;
   const signed = planFor('r-dead', [[dead!.nodeId, second!.nodeId, third!.nodeId]], {
     maxUnavailable: 1,
-    leaseTtlMs: 600,
-    startWindowMs: 600,
+    // Windows wide enough that a busy machine's event-loop lag does not make `second` forfeit.
+    leaseTtlMs: 3_000,
+    startWindowMs: 3_000,
     clockSkewMs: 100,
   });
   const t0 = Date.parse(signed.plan.startsAt);
-  const lease = await second!.coordinator(signed).acquire({ signal: AbortSignal.timeout(10_000) });
+  const lease = await second!.coordinator(signed).acquire({ signal: AbortSignal.timeout(20_000) });
   const waited = Date.now() - t0;
   assert.ok(
-    waited >= 1_200 + 100,
+    waited >= 6_000 + 100,
     `second started ${waited} ms after the plan start, before the dead node's turn ended`,
   );
   await lease.release('succeeded');

@@ -112,3 +112,37 @@ test('schedule - never more than maxUnavailable turns overlap, whatever reports 
   assert.equal(maxRunning, 3);
   assert.equal(reports.size, 7);
 });
+
+test('schedule - a turn held past its holder’s deadline is reclaimed before its fixed end', () => {
+  const p = plan({
+    waves: [['a', 'b', 'c']],
+    failureThreshold: { type: 'count', count: 5 },
+    leaseTtlMs: 1_000,
+    startWindowMs: 10_000,
+  });
+  const turns = timetable(p);
+  // c follows a in its chain. a started at T0 + 100 and then went silent: no done report ever.
+  const heldByA = new Map<string, NodeReports>([
+    [
+      'a',
+      {
+        started: {
+          v: 1,
+          type: 'started',
+          rolloutId: 'r-sched',
+          nodeId: 'a',
+          at: new Date(T0 + 100).toISOString(),
+        },
+      },
+    ],
+  ]);
+  const before = decide(p, turns, heldByA, 'c', T0 + 100 + 1_000 + 49);
+  assert.equal(before.type, 'wait');
+  assert.equal(before.type === 'wait' && before.waitingFor, 'a');
+  // a's own deadline (start + leaseTtl) plus the skew has passed: c may go, long before the
+  // fixed end of a's turn (T0 + 11 000).
+  assert.equal(decide(p, turns, heldByA, 'c', T0 + 100 + 1_000 + 50).type, 'go');
+  // Unheard, a's turn lasts until its fixed end.
+  assert.equal(decide(p, turns, new Map(), 'c', T0 + 5_000).type, 'wait');
+  assert.equal(decide(p, turns, new Map(), 'c', T0 + 11_000 + 50).type, 'go');
+});
