@@ -153,6 +153,11 @@ export async function runSuite({
 }
 
 if (import.meta.main) {
+  // Stopped from outside (a time limit, Ctrl-C): exit at once, so the 'exit' handlers stop the
+  // worker processes (and the servers tied to this process go with it). Without this, the
+  // Temporal runtime's own signal handling waits for a graceful worker shutdown that may never end.
+  process.once('SIGTERM', () => process.exit(143));
+  process.once('SIGINT', () => process.exit(130));
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },

@@ -3,7 +3,7 @@
 // they depend on the machine; the shape must not rot.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,11 +17,12 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 let dir: string;
 let results: Results;
 let stdout: string;
+let child: ChildProcess | undefined;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'slotflow-bench-test-'));
   const out = join(dir, 'latest.json');
-  const ran = await promisify(execFile)(
+  const running = promisify(execFile)(
     process.execPath,
     ['--disable-warning=ExperimentalWarning', join(root, 'bench/runner.ts'), '--tiny', '--out', out],
     {
@@ -31,11 +32,15 @@ before(async () => {
       env: { ...process.env, SLOTFLOW_LOG_LEVEL: 'warn' },
     },
   );
+  child = running.child;
+  const ran = await running;
   stdout = ran.stdout;
   results = await readResults(out);
 });
 
 after(async () => {
+  // Still running when the run was cut short: the runner exits on SIGTERM, stopping its workers.
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
