@@ -16,7 +16,10 @@ setsid "$@" >>"$log" 2>&1 3<&- &
 agent=$!
 echo "$agent"
 exec 1>/dev/null 2>/dev/null
-( while read -r _ <&3; do :; done; kill -KILL -- -"$agent" 2>/dev/null ) &
+# A signal to the test's process group (a runner stopping the file) ends the machine too; the
+# watcher ignores such signals so that the pipe's EOF still ends it if the wrapper is gone.
+trap 'kill -KILL -"$agent" 2>/dev/null; exit 143' TERM INT HUP
+( trap '' TERM INT HUP; while read -r _ <&3; do :; done; kill -KILL -"$agent" 2>/dev/null ) &
 watcher=$!
 exec 3<&-
 wait "$agent"
