@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { execaRunner } from '../../runtime/runner.ts';
 import { bootsIn, buildLabDisk, cloneDisk, readDiskGrubenv, startVm, type LabVm } from '../../lab/index.ts';
 
-const BOOT_TIMEOUT_MS = 90_000;
+// A boot takes 20 s on an idle host and over 90 s on a busy shared one (the menu, kernel and init
+// under TCG).
+const BOOT_TIMEOUT_MS = 180_000;
 
 async function labMissing(): Promise<string | undefined> {
   if (!(await execaRunner.run('qemu-system-x86_64', ['--version'], { timeoutMs: 10_000 })).ok)
