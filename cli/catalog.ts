@@ -113,7 +113,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   ),
   entry(
     'demo',
-    'run a worker and N agents on the local stack and roll out a freshly built image',
+    'run a worker and N agents (or, with --vm, N QEMU VMs) on the local stack and roll out a freshly built image',
     async () => (await import('./commands/demo.ts')).demo,
   ),
 ];

@@ -8,11 +8,12 @@ import { loadConnectionConfig } from '../runtime/config.ts';
 import { connectNats } from '../runtime/nats.ts';
 import { connectTemporal } from '../runtime/temporal.ts';
 import { initKeys } from '../signing/index.ts';
-import { stackDown, stackEnv, stackStatus, stackUp } from '../stack/index.ts';
+import { stackDown } from '../stack/index.ts';
 import { createStatusPrinter, isFinal, renderStatus } from '../cli/progress.ts';
 import { startRollout } from '../cli/rollout-client.ts';
 import { rolloutSearchUrl, workflowUrl } from '../cli/ui-url.ts';
 import { rolloutWorkflowId, statusQuery, type RolloutStatusView } from '../workflows/definitions.ts';
+import { ensureLocalStack } from './local-stack.ts';
 import { createProcessGroup } from './processes.ts';
 import { writeDemoRootfs } from './rootfs.ts';
 
@@ -38,20 +39,7 @@ const say = (out: NodeJS.WriteStream, line: string) => out.write(`${line}\n`);
 export async function runDemo(o: DemoOptions): Promise<RolloutStatusView> {
   const { out } = o;
   // 1. the local stack (provisioned and started when it is not running)
-  let status = await stackStatus(o.stackDir);
-  if (!status.up || !status.healthy) {
-    say(out, `starting the local stack in ${o.stackDir} (Temporal dev server + JetStream nats-server)…`);
-    await stackUp({ dataDir: o.stackDir });
-    status = await stackStatus(o.stackDir);
-  }
-  if (!status.up || !status.healthy)
-    throw new Error(`the local stack is not healthy: run 'slotflow stack status' to see why`);
-  const env: Record<string, string> = {
-    ...stackEnv(await readRecordOrThrow(o.stackDir)),
-    SLOTFLOW_HOME: o.home,
-    SLOTFLOW_LOG_LEVEL: 'info',
-  };
-  say(out, `stack: Temporal ${env['TEMPORAL_ADDRESS']} (UI ${status.temporal.ui}), NATS ${env['NATS_URL']}`);
+  const { env, ui: base } = await ensureLocalStack(o.stackDir, o.home, (line) => say(out, line));
 
   // 2. keys, a worker and the agents
   const demoDir = join(o.home, 'demo');
@@ -127,7 +115,6 @@ export async function runDemo(o: DemoOptions): Promise<RolloutStatusView> {
       onFailure: 'rollback',
       timeouts: { accept: '1m', write: '5m', reboot: '5m', health: '2m' },
     });
-    const base = status.temporal.ui;
     const ui = rolloutSearchUrl(base, config.temporal.namespace, rolloutId);
     say(
       out,
@@ -172,11 +159,4 @@ export async function runDemo(o: DemoOptions): Promise<RolloutStatusView> {
       say(out, `the local stack keeps running for exploration; stop it with 'slotflow stack down'`);
     }
   }
-}
-
-async function readRecordOrThrow(stackDir: string) {
-  const { readRecord } = await import('../stack/state.ts');
-  const record = await readRecord(stackDir);
-  if (!record) throw new Error(`no stack record in ${stackDir}`);
-  return record;
 }

@@ -3,8 +3,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runTool } from './tools.ts';
 
-/** Size of a lab VM's data partition in MiB. */
-export const DATA_SIZE_MIB = 64;
+/**
+ * Size of a lab VM's data partition in MiB: room for the agent's journal and one downloaded slot
+ * image (an agent slot is about 240 MiB). The disk is sparse, so unused space costs nothing.
+ */
+export const DATA_SIZE_MIB = 640;
 
 /**
  * Builds a VM's data partition: an ext4 file system (made with `mkfs.ext4 -d`, no mount) that the

@@ -7,10 +7,10 @@ import { runTool } from './tools.ts';
 export const GRUB_EFI_MODULES_DIR = '/usr/lib/grub/x86_64-efi';
 
 /**
- * The GRUB configuration the lab boots with (the A/B slot selection). One path, so a project
- * grub.cfg replaces the lab's by changing this constant.
+ * The GRUB configuration the lab boots with: the project's own A/B slot selection
+ * (deploy/grub/grub.cfg), the one a real node installs, so the lab proves what ships.
  */
-export const LAB_GRUB_CFG = new URL('./grub/grub.cfg', import.meta.url).pathname;
+export const LAB_GRUB_CFG = new URL('../deploy/grub/grub.cfg', import.meta.url).pathname;
 // Built into BOOTX64.EFI: finds the ESP holding the lab's grub.cfg and reads it. GRUB parses it
 // before `normal` is loaded, where a `#` line is an unknown command, so the file has no comments.
 const EARLY_CFG = new URL('./grub/early.cfg', import.meta.url).pathname;

@@ -62,7 +62,13 @@ export async function buildLabDisk(o: LabDiskOptions = {}): Promise<LabDisk> {
     { name: 'root-b', sizeMiB: slotMiB, image: slot.path },
     { name: 'data', sizeMiB: DATA_SIZE_MIB },
   ];
-  const key = cacheKey(['disk/1', await fileDigest(esp), await fileDigest(slot.path), String(slotMiB)]);
+  const key = cacheKey([
+    'disk/2',
+    await fileDigest(esp),
+    await fileDigest(slot.path),
+    String(slotMiB),
+    String(DATA_SIZE_MIB),
+  ]);
   const { dir, hit } = await cachedDir(cacheRoot, 'disk', key, (out) =>
     assembleDisk(join(out, 'disk.img'), partitions),
   );

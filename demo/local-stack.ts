@@ -1,0 +1,41 @@
+import { stackEnv, stackStatus, stackUp } from '../stack/index.ts';
+
+/** The local stack a demo runs against: its client environment and the Temporal UI's address. */
+export interface DemoStack {
+  /** TEMPORAL_ADDRESS, NATS_URL, … plus SLOTFLOW_HOME and the log level. */
+  readonly env: Record<string, string>;
+  readonly ui: string;
+}
+
+/**
+ * Starts the local stack in `stackDir` unless it already runs healthy (provisioning it on first
+ * use) and returns what clients need to reach it.
+ */
+export async function ensureLocalStack(
+  stackDir: string,
+  home: string,
+  say: (line: string) => void,
+): Promise<DemoStack> {
+  let status = await stackStatus(stackDir);
+  if (!status.up || !status.healthy) {
+    say(`starting the local stack in ${stackDir} (Temporal dev server + JetStream nats-server)…`);
+    await stackUp({ dataDir: stackDir });
+    status = await stackStatus(stackDir);
+  }
+  if (!status.up || !status.healthy)
+    throw new Error(`the local stack is not healthy: run 'slotflow stack status' to see why`);
+  const env: Record<string, string> = {
+    ...stackEnv(await readRecordOrThrow(stackDir)),
+    SLOTFLOW_HOME: home,
+    SLOTFLOW_LOG_LEVEL: 'info',
+  };
+  say(`stack: Temporal ${env['TEMPORAL_ADDRESS']} (UI ${status.temporal.ui}), NATS ${env['NATS_URL']}`);
+  return { env, ui: status.temporal.ui };
+}
+
+async function readRecordOrThrow(stackDir: string) {
+  const { readRecord } = await import('../stack/state.ts');
+  const record = await readRecord(stackDir);
+  if (!record) throw new Error(`no stack record in ${stackDir}`);
+  return record;
+}

@@ -1,0 +1,256 @@
+// Rollouts on real (emulated) machines: two QEMU VMs run slotflow agents with the grub slot
+// driver, a real Temporal dev server and nats-server run the control plane, and the image each
+// rollout writes is built from the lab slot's rootfs by the image build workflow. The agents
+// fetch it from the NATS object store through the forwarded port, write the passive slot, arm
+// a GRUB trial and really reboot; GRUB's boot counting alone decides what boots next.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { startRollout } from '../../cli/rollout-client.ts';
+import { startLabFleet, type LabFleet } from '../../lab/fleet.ts';
+import { readDiskGrubenv } from '../../lab/index.ts';
+import { ReleaseKind, writeReleaseRootfs } from '../../lab/release-rootfs.ts';
+import { execaRunner } from '../../runtime/runner.ts';
+import { keysDir } from '../../signing/index.ts';
+import { TASK_QUEUE } from '../../workflows/definitions.ts';
+import type { imageBuildWorkflow } from '../../workflows/image-build.ts';
+import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { rolloutEvents, waitForStatus } from '../helpers/rollouts.ts';
+import { tearDown } from '../helpers/teardown.ts';
+
+const NODES = ['vm-1', 'vm-2'] as const;
+// TCG speeds on a shared host: Node.js alone takes 40 s to 3 min to start in a guest, and a
+// guest fetches the ~240 MiB slot image at 0.3 to 2 MB/s.
+const TIMEOUTS = { accept: '3m', write: '20m', reboot: '8m', health: '5m' };
+
+async function labMissing(): Promise<string | undefined> {
+  if (!(await execaRunner.run('qemu-system-x86_64', ['--version'], { timeoutMs: 10_000 })).ok)
+    return 'qemu-system-x86_64 is not installed (bash scripts/system-packages.sh installs it)';
+  try {
+    await access('/usr/share/OVMF/OVMF_CODE_4M.fd');
+  } catch {
+    return 'OVMF is not installed (bash scripts/system-packages.sh installs it)';
+  }
+  return undefined;
+}
+
+/** Builds and publishes the slot image of a rootfs through the image build workflow; its digest. */
+async function publishRootfs(client: Client, rootfs: string, version: string): Promise<string> {
+  const result = await client.workflow.execute<typeof imageBuildWorkflow>('imageBuildWorkflow', {
+    workflowId: `image/vm-${version}-${Date.now()}`,
+    taskQueue: TASK_QUEUE,
+    args: [{ buildId: `vm-${version}`, request: { type: 'rootfs', path: rootfs, format: 'ext4' }, version }],
+  });
+  return result.manifest.digest;
+}
+
+const PHASES = [
+  ['fetch', 'UpgradeCommandAccepted', 'ArtifactFetched'],
+  ['write', 'ArtifactFetched', 'SlotWritten'],
+  ['reboot', 'NodeRebooting', 'NodeBooted'],
+  ['health', 'NodeBooted', 'UpgradeCommitted'],
+  ['total', 'UpgradeCommandAccepted', 'UpgradeCommitted'],
+] as const;
+
+/** Seconds each phase of each node's upgrade took, from the events' timestamps. */
+async function phaseSeconds(plane: ControlPlane, rolloutId: string): Promise<string> {
+  const events = (await rolloutEvents(plane.nc, rolloutId)).map((e) => e.event);
+  return NODES.map((nodeId) => {
+    const at = (type: string) => {
+      const e = events.find((x) => x.type === type && 'nodeId' in x && x.nodeId === nodeId);
+      return e ? Date.parse(e.at) : undefined;
+    };
+    const parts = PHASES.map(([name, from, to]) => {
+      const a = at(from);
+      const b = at(to);
+      return `${name} ${a !== undefined && b !== undefined ? ((b - a) / 1000).toFixed(1) : '-'} s`;
+    });
+    return `${nodeId}: ${parts.join(', ')}`;
+  }).join('\n');
+}
+
+describe('vm lab - rollouts through real GRUB reboots', async () => {
+  const missing = await labMissing();
+  const dir = await mkdtemp(join(tmpdir(), 'slotflow-vm-rollout-'));
+  let plane: ControlPlane | undefined;
+  let fleet: LabFleet | undefined;
+  after(async () => {
+    await tearDown([
+      ['stop the VMs', async () => fleet?.stop()],
+      ['stop the control plane', async () => plane?.stop()],
+      ['remove the work dir', () => rm(dir, { recursive: true, force: true })],
+    ]);
+  });
+
+  test(
+    'a rollout upgrades two VMs: slot B written, GRUB trial boot, health check, commit',
+    { skip: missing, timeout: 2_100_000 },
+    async () => {
+      const started = Date.now();
+      ({ plane, fleet } = await startPlaneAndFleet(dir));
+      const digest = await publishRootfs(
+        plane.client,
+        await writeReleaseRootfs(fleet.disk, join(dir, 'rootfs-2'), '2.0.0'),
+        '2.0.0',
+      );
+      process.stderr.write(`control plane, VMs and image 2.0.0 in ${(Date.now() - started) / 1000} s\n`);
+      await waitForAgents(plane, fleet);
+
+      const rolloutStarted = Date.now();
+      await startRollout(plane.client, {
+        id: 'vm-2-0-0',
+        image: { type: 'published', digest },
+        version: '2.0.0',
+        selector: 'site=lab',
+        waves: '100%',
+        maxUnavailable: 2,
+        timeouts: TIMEOUTS,
+      });
+      const final = await waitForStatus(
+        plane.client,
+        'vm-2-0-0',
+        (s) => !['starting', 'building', 'running'].includes(s.status),
+        1_800_000,
+      );
+      process.stderr.write(
+        `rollout 2.0.0: ${final.status} in ${((Date.now() - rolloutStarted) / 1000).toFixed(1)} s\n${await phaseSeconds(plane, 'vm-2-0-0')}\n`,
+      );
+      assert.equal(final.status, 'succeeded', JSON.stringify(final));
+      assert.deepEqual(Object.fromEntries(NODES.map((id) => [id, final.nodes[id]?.state])), {
+        'vm-1': 'upgraded',
+        'vm-2': 'upgraded',
+      });
+      for (const [i, vm] of fleet.vms.entries()) {
+        assert.deepEqual(await fleet.boots(i), ['A', 'B'], `${vm.name} rebooted once, into slot B`);
+        assert.match(await vm.console(), /root=PARTLABEL=root-b rauc\.slot=B/);
+      }
+      // The VMs stay up for the next test; the disks' environment blocks are read while they run,
+      // which is safe: each agent wrote its block and synced before committing.
+      for (const [i, image] of fleet.images.entries()) {
+        const env = await readDiskGrubenv(image, fleet.disk.partitions);
+        assert.deepEqual(
+          [env['ORDER'], env['B_OK'], env['B_TRY']],
+          ['B A', '1', '0'],
+          `${NODES[i]}: slot B committed (${JSON.stringify(env)})`,
+        );
+      }
+    },
+  );
+
+  test(
+    'an image whose init cannot start falls back by GRUB boot counting alone and pauses the rollout',
+    { skip: missing, timeout: 1_800_000 },
+    async () => {
+      // After the first test the VMs run 2.0.0 on slot B; run alone, this test starts them on A.
+      if (!plane || !fleet) ({ plane, fleet } = await startPlaneAndFleet(dir));
+      const digest = await publishRootfs(
+        plane.client,
+        await writeReleaseRootfs(fleet.disk, join(dir, 'rootfs-3'), '3.0.0', ReleaseKind.initPanics),
+        '3.0.0',
+      );
+      await waitForAgents(plane, fleet);
+      const offsets = await Promise.all(fleet.vms.map(async (vm) => (await vm.console()).length));
+      const bootsBefore = await Promise.all(fleet.vms.map((_, i) => fleet!.boots(i)));
+      const rolloutStarted = Date.now();
+      await startRollout(plane.client, {
+        id: 'vm-3-0-0',
+        image: { type: 'published', digest },
+        version: '3.0.0',
+        selector: 'site=lab',
+        // A canary of one: its failure breaches the threshold before the second VM is touched.
+        waves: '1,100%',
+        maxUnavailable: 1,
+        onFailure: 'pause',
+        timeouts: TIMEOUTS,
+      });
+      const final = await waitForStatus(
+        plane.client,
+        'vm-3-0-0',
+        (s) => !['starting', 'building', 'running'].includes(s.status),
+        1_500_000,
+      );
+      process.stderr.write(
+        `rollout 3.0.0: ${final.status} in ${((Date.now() - rolloutStarted) / 1000).toFixed(1)} s\n${await phaseSeconds(plane, 'vm-3-0-0')}\n`,
+      );
+      assert.equal(final.status, 'paused', JSON.stringify(final));
+      const canary = NODES.find((id) => final.nodes[id]?.state === 'fell-back');
+      assert.ok(canary, `one node fell back: ${JSON.stringify(final.nodes)}`);
+      const other = NODES.find((id) => id !== canary)!;
+      assert.equal(final.nodes[other]?.state, 'pending', 'the second wave never started');
+
+      const i = NODES.indexOf(canary);
+      const from = bootsBefore[i]!.at(-1)!;
+      const to = from === 'A' ? 'B' : 'A';
+      const log = (await fleet.vms[i]!.console()).slice(offsets[i]);
+      assert.match(
+        log,
+        new RegExp(`slotflow: booting slot ${to} from hd0,gpt${to === 'A' ? 2 : 3}`),
+        `GRUB booted the trial of slot ${to}`,
+      );
+      assert.match(log, /Kernel panic - not syncing: Attempted to kill init/, 'the new init could not start');
+      assert.match(
+        log,
+        new RegExp(`slotflow-lab: booted slot ${from}`),
+        `GRUB fell back to ${from} by itself`,
+      );
+      assert.doesNotMatch(
+        log,
+        new RegExp(`slotflow-lab: booted slot ${to}`),
+        `${to} never reached userspace`,
+      );
+      const events = (await rolloutEvents(plane.nc, 'vm-3-0-0')).map((e) => e.event);
+      assert.ok(
+        events.some((e) => e.type === 'NodeFellBack' && 'nodeId' in e && e.nodeId === canary),
+        `the agent reported NodeFellBack: ${events.map((e) => e.type).join(', ')}`,
+      );
+      const env = await readDiskGrubenv(fleet.images[i]!, fleet.disk.partitions);
+      assert.equal(env[`${to}_TRY`], '1', `the failed trial of ${to} stays used up (${JSON.stringify(env)})`);
+      assert.equal(env[`${from}_OK`], '1', `slot ${from} stays bootable`);
+      assert.deepEqual(await fleet.boots(1 - i), bootsBefore[1 - i], `${other} was not rebooted`);
+    },
+  );
+});
+
+/** Waits until every node's NodeRegistered event is in the event log. */
+async function waitForRegistered(plane: ControlPlane, nodes: readonly string[], timeoutMs: number) {
+  const { openEventLog } = await import('../../eventlog/index.ts');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const seen = new Set<string>();
+    for await (const e of (await openEventLog(plane.nc)).replay()) {
+      if (e.event.type === 'NodeRegistered' && 'nodeId' in e.event) seen.add(e.event.nodeId);
+    }
+    if (nodes.every((n) => seen.has(n))) return;
+    if (Date.now() > deadline) throw new Error(`expected ${nodes.join(', ')} registered, saw ${[...seen]}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** A control plane and two agent VMs trusting its key. */
+async function startPlaneAndFleet(dir: string): Promise<{ plane: ControlPlane; fleet: LabFleet }> {
+  const plane = await startControlPlane();
+  try {
+    const trustedKeyPem = await readFile(join(keysDir(plane.home), 'control-plane.pub'), 'utf8');
+    const fleet = await startLabFleet({
+      dir,
+      natsPort: plane.stack.nats.port,
+      trustedKeyPem,
+      nodes: NODES.map((nodeId) => ({ nodeId })),
+    });
+    return { plane, fleet };
+  } catch (err) {
+    await plane.stop();
+    throw err;
+  }
+}
+
+/** The rollout can only target registered nodes: waits until every agent has come up. */
+async function waitForAgents(plane: ControlPlane, fleet: LabFleet): Promise<void> {
+  for (const vm of fleet.vms) {
+    await vm.waitFor(/"msg":"connected to NATS"/, { timeoutMs: 600_000 });
+  }
+  await waitForRegistered(plane, NODES, 120_000);
+}
