@@ -72,8 +72,13 @@ async function phaseSeconds(plane: ControlPlane, rolloutId: string): Promise<str
   }).join('\n');
 }
 
+// Opt-in (SLOTFLOW_VM_ROLLOUT=1): each rollout takes 8 to 16 minutes on a 2-core machine under
+// TCG, mostly fetching the whole slot image through QEMU's user-mode network, which does not fit
+// the suite's time budget yet. `npm run test:vm` runs it.
+const OPT_IN = process.env['SLOTFLOW_VM_ROLLOUT'] === '1' ? false : 'set SLOTFLOW_VM_ROLLOUT=1 to run';
+
 describe('vm lab - rollouts through real GRUB reboots', async () => {
-  const missing = await labMissing();
+  const missing = OPT_IN || (await labMissing());
   const dir = await mkdtemp(join(tmpdir(), 'slotflow-vm-rollout-'));
   let plane: ControlPlane | undefined;
   let fleet: LabFleet | undefined;
