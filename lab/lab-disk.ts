@@ -1,5 +1,5 @@
-import { rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { cacheKey, cachedDir, fileDigest, labCacheRoot } from './cache.ts';
 import { buildDataImage, DATA_SIZE_MIB } from './data.ts';
 import { assembleDisk, partitionLayout, type PartitionSpec } from './disk.ts';
@@ -90,6 +90,7 @@ export async function cloneDisk(
   path: string,
   dataFiles: Readonly<Record<string, string>>,
 ): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
   await runTool('cp', ['--sparse=always', disk.path, path], 'copying the lab disk');
   const data = `${path}.data`;
   await buildDataImage(data, dataFiles);
