@@ -154,7 +154,8 @@ describe('stack cli', () => {
 
   test('stack cli - the same port for two servers is refused before anything starts', async () => {
     const dataDir = await makeDataDir();
-    const [port] = (await pickFreePorts(1)) as [number];
+    // The UI gets a free port of its own, so a stack already running here cannot answer first.
+    const [port, ui] = (await pickFreePorts(2)) as [number, number];
     const up = await run([
       'stack',
       'up',
@@ -164,6 +165,8 @@ describe('stack cli', () => {
       `${port}`,
       '--nats-port',
       `${port}`,
+      '--ui-port',
+      `${ui}`,
     ]);
     assert.equal(up.exitCode, 1);
     assert.match(up.stderr, new RegExp(`port ${port} is given to both`));
