@@ -3,7 +3,7 @@
 // through QEMU's user-mode network (guest 10.0.2.100:4222 forwarded to the host's port).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -11,21 +11,10 @@ import type { Msg } from '@nats-io/nats-core';
 import { ensureStreams } from '../../eventlog/index.ts';
 import { agentBundle } from '../../lab/agent-bundle.ts';
 import { buildLabDisk, cloneDisk, startVm, type LabVm } from '../../lab/index.ts';
-import { execaRunner } from '../../runtime/runner.ts';
+import { labMissing } from './lab-missing.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
 
 const NODE_ID = 'lab-1';
-
-async function labMissing(): Promise<string | undefined> {
-  if (!(await execaRunner.run('qemu-system-x86_64', ['--version'], { timeoutMs: 10_000 })).ok)
-    return 'qemu-system-x86_64 is not installed (bash scripts/system-packages.sh installs it)';
-  try {
-    await access('/usr/share/OVMF/OVMF_CODE_4M.fd');
-  } catch {
-    return 'OVMF is not installed (bash scripts/system-packages.sh installs it)';
-  }
-  return undefined;
-}
 
 describe('vm lab - the agent in a VM', async () => {
   const missing = await labMissing();

@@ -4,26 +4,15 @@
 // GRUB's boot counting must bring the machine back to root-a.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execaRunner } from '../../runtime/runner.ts';
+import { labMissing } from './lab-missing.ts';
 import { bootsIn, buildLabDisk, cloneDisk, readDiskGrubenv, startVm, type LabVm } from '../../lab/index.ts';
 
 // A boot takes 20 s on an idle host and over 90 s on a busy shared one (the menu, kernel and init
 // under TCG).
 const BOOT_TIMEOUT_MS = 180_000;
-
-async function labMissing(): Promise<string | undefined> {
-  if (!(await execaRunner.run('qemu-system-x86_64', ['--version'], { timeoutMs: 10_000 })).ok)
-    return 'qemu-system-x86_64 is not installed (bash scripts/system-packages.sh installs it)';
-  try {
-    await access('/usr/share/OVMF/OVMF_CODE_4M.fd');
-  } catch {
-    return 'OVMF is not installed (bash scripts/system-packages.sh installs it)';
-  }
-  return undefined;
-}
 
 describe('vm lab - GRUB A/B boot on QEMU', async () => {
   const missing = await labMissing();

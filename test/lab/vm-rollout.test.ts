@@ -5,7 +5,7 @@
 // a GRUB trial and really reboot; GRUB's boot counting alone decides what boots next.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -13,7 +13,7 @@ import { startRollout } from '../../cli/rollout-client.ts';
 import { startLabFleet, type LabFleet } from '../../lab/fleet.ts';
 import { readDiskGrubenv } from '../../lab/index.ts';
 import { ReleaseKind, writeReleaseRootfs } from '../../lab/release-rootfs.ts';
-import { execaRunner } from '../../runtime/runner.ts';
+import { labMissing } from './lab-missing.ts';
 import { keysDir } from '../../signing/index.ts';
 import { TASK_QUEUE } from '../../workflows/definitions.ts';
 import type { imageBuildWorkflow } from '../../workflows/image-build.ts';
@@ -25,17 +25,6 @@ const NODES = ['vm-1', 'vm-2'] as const;
 // TCG speeds on a shared host: Node.js alone takes 40 s to 3 min to start in a guest, and a
 // guest fetches the ~240 MiB slot image at 0.3 to 2 MB/s.
 const TIMEOUTS = { accept: '3m', write: '20m', reboot: '8m', health: '5m' };
-
-async function labMissing(): Promise<string | undefined> {
-  if (!(await execaRunner.run('qemu-system-x86_64', ['--version'], { timeoutMs: 10_000 })).ok)
-    return 'qemu-system-x86_64 is not installed (bash scripts/system-packages.sh installs it)';
-  try {
-    await access('/usr/share/OVMF/OVMF_CODE_4M.fd');
-  } catch {
-    return 'OVMF is not installed (bash scripts/system-packages.sh installs it)';
-  }
-  return undefined;
-}
 
 /** Builds and publishes the slot image of a rootfs through the image build workflow; its digest. */
 async function publishRootfs(client: Client, rootfs: string, version: string): Promise<string> {
