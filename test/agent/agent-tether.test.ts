@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
+import { startScriptProcess } from '../helpers/script-process.ts';
 import { groupMembers } from './agent-process.ts';
 
 const AGENT_PROCESS = fileURLToPath(new URL('./agent-process.ts', import.meta.url));
@@ -29,18 +29,7 @@ async function testProcessWithAgent(dir: string) {
     setInterval(() => {}, 60_000);
   `;
   // Its own process group, so the group can be signalled as a runner would.
-  const child = execa(process.execPath, ['--input-type=module', '-e', script], {
-    reject: false,
-    detached: true,
-  });
-  const first = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      text += String(chunk);
-      if (text.includes('\n')) resolve(text.split('\n')[0]!);
-    });
-    void child.then((r) => reject(new Error(`the child exited before printing: ${r.stderr}`)));
-  });
+  const { child, firstLine: first } = await startScriptProcess(script, { detached: true });
   return { child, agent: (JSON.parse(first) as { pid: number }).pid };
 }
 

@@ -5,9 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { execa } from 'execa';
 import { searchAttributes } from '../../stack/index.ts';
 import { isAlive } from '../../stack/pids.ts';
+import { startScriptProcess } from '../helpers/script-process.ts';
 import { startStack, type StackHandle } from '../helpers/servers.ts';
 
 const encoder = new TextEncoder();
@@ -79,15 +79,7 @@ test('stack harness - servers die with a test process that is SIGKILLed', async 
     console.log(JSON.stringify({ pid: nats.pid, dir: nats.storeDir }));
     setInterval(() => {}, 60_000);
   `;
-  const child = execa(process.execPath, ['--input-type=module', '-e', script], { reject: false });
-  const first = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      text += String(chunk);
-      if (text.includes('\n')) resolve(text.split('\n')[0]!);
-    });
-    void child.then((r) => reject(new Error(`the child exited before printing: ${r.stderr}`)));
-  });
+  const { child, firstLine: first } = await startScriptProcess(script);
   const { pid, dir } = JSON.parse(first) as { pid: number; dir: string };
   assert.equal(await isAlive(pid), true);
   child.kill('SIGKILL');
