@@ -12,7 +12,7 @@ export NATS_URL="${NATS_URL:-nats://10.0.2.100:4222}"
 mkdir -p "$HOME" "$SLOTFLOW_HOME" /data/agent /data/lab/keys
 echo "slotflow-lab: starting slotflow agent ${SLOTFLOW_NODE_ID:-lab-node} (slot driver ${LAB_SLOT_DRIVER:-grub}, NATS $NATS_URL)"
 # shellcheck disable=SC2086 # LAB_AGENT_ARGS is a list of extra flags
-exec /usr/local/bin/node --disable-warning=ExperimentalWarning /opt/slotflow/cli/main.ts agent \
+exec /usr/local/bin/node /opt/slotflow/dist/main.js agent \
   --node-id "${SLOTFLOW_NODE_ID:-lab-node}" \
   --data-dir /data/agent \
   --labels "site=lab,slot=${SLOTFLOW_LAB_SLOT:-unknown}${LAB_LABELS:+,$LAB_LABELS}" \
