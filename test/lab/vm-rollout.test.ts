@@ -5,36 +5,24 @@
 // a GRUB trial and really reboot; GRUB's boot counting alone decides what boots next.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Client } from '@temporalio/client';
 import { startRollout } from '../../cli/rollout-client.ts';
-import { startLabFleet, type LabFleet } from '../../lab/fleet.ts';
+import type { LabFleet } from '../../lab/fleet.ts';
 import { readDiskGrubenv } from '../../lab/index.ts';
 import { ReleaseKind, writeReleaseRootfs } from '../../lab/release-rootfs.ts';
 import { labMissing } from './lab-missing.ts';
-import { keysDir } from '../../signing/index.ts';
-import { TASK_QUEUE } from '../../workflows/definitions.ts';
-import type { imageBuildWorkflow } from '../../workflows/image-build.ts';
-import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import type { ControlPlane } from '../helpers/control-plane.ts';
 import { rolloutEvents, waitForStatus } from '../helpers/rollouts.ts';
 import { tearDown } from '../helpers/teardown.ts';
+import { publishRootfs, startPlaneAndFleet, waitForAgents } from './vm-fleet.ts';
 
 const NODES = ['vm-1', 'vm-2'] as const;
-// TCG speeds on a shared host: Node.js alone takes 40 s to 3 min to start in a guest, and a
-// guest fetches the ~240 MiB slot image at 0.3 to 2 MB/s.
-const TIMEOUTS = { accept: '3m', write: '20m', reboot: '8m', health: '5m' };
-
-/** Builds and publishes the slot image of a rootfs through the image build workflow; its digest. */
-async function publishRootfs(client: Client, rootfs: string, version: string): Promise<string> {
-  const result = await client.workflow.execute<typeof imageBuildWorkflow>('imageBuildWorkflow', {
-    workflowId: `image/vm-${version}-${Date.now()}`,
-    taskQueue: TASK_QUEUE,
-    args: [{ buildId: `vm-${version}`, request: { type: 'rootfs', path: rootfs, format: 'ext4' }, version }],
-  });
-  return result.manifest.digest;
-}
+const FLEET_NODES = NODES.map((nodeId) => ({ nodeId }));
+// TCG on a busy 2-core host: a guest fetches the ~200 MiB slot image at 2 to 5 MB/s and a
+// reboot takes 45 s to 2 minutes; the limits leave room for a loaded machine.
+const TIMEOUTS = { accept: '3m', write: '8m', reboot: '5m', health: '4m' };
 
 const PHASES = [
   ['fetch', 'UpgradeCommandAccepted', 'ArtifactFetched'],
@@ -61,13 +49,8 @@ async function phaseSeconds(plane: ControlPlane, rolloutId: string): Promise<str
   }).join('\n');
 }
 
-// Opt-in (SLOTFLOW_VM_ROLLOUT=1): each rollout takes 8 to 16 minutes on a 2-core machine under
-// TCG, mostly fetching the whole slot image through QEMU's user-mode network, which does not fit
-// the suite's time budget yet. `npm run test:vm` runs it.
-const OPT_IN = process.env['SLOTFLOW_VM_ROLLOUT'] === '1' ? false : 'set SLOTFLOW_VM_ROLLOUT=1 to run';
-
 describe('vm lab - rollouts through real GRUB reboots', async () => {
-  const missing = OPT_IN || (await labMissing());
+  const missing = await labMissing();
   const dir = await mkdtemp(join(tmpdir(), 'slotflow-vm-rollout-'));
   let plane: ControlPlane | undefined;
   let fleet: LabFleet | undefined;
@@ -81,17 +64,17 @@ describe('vm lab - rollouts through real GRUB reboots', async () => {
 
   test(
     'a rollout upgrades two VMs: slot B written, GRUB trial boot, health check, commit',
-    { skip: missing, timeout: 2_100_000 },
+    { skip: missing, timeout: 1_080_000 },
     async () => {
       const started = Date.now();
-      ({ plane, fleet } = await startPlaneAndFleet(dir));
+      ({ plane, fleet } = await startPlaneAndFleet(dir, FLEET_NODES));
       const digest = await publishRootfs(
         plane.client,
         await writeReleaseRootfs(fleet.disk, join(dir, 'rootfs-2'), '2.0.0'),
         '2.0.0',
       );
       process.stderr.write(`control plane, VMs and image 2.0.0 in ${(Date.now() - started) / 1000} s\n`);
-      await waitForAgents(plane, fleet);
+      await waitForAgents(plane, fleet, NODES);
 
       const rolloutStarted = Date.now();
       await startRollout(plane.client, {
@@ -107,7 +90,7 @@ describe('vm lab - rollouts through real GRUB reboots', async () => {
         plane.client,
         'vm-2-0-0',
         (s) => !['starting', 'building', 'running'].includes(s.status),
-        1_800_000,
+        900_000,
       );
       process.stderr.write(
         `rollout 2.0.0: ${final.status} in ${((Date.now() - rolloutStarted) / 1000).toFixed(1)} s\n${await phaseSeconds(plane, 'vm-2-0-0')}\n`,
@@ -136,16 +119,16 @@ describe('vm lab - rollouts through real GRUB reboots', async () => {
 
   test(
     'an image whose init cannot start falls back by GRUB boot counting alone and pauses the rollout',
-    { skip: missing, timeout: 1_800_000 },
+    { skip: missing, timeout: 1_080_000 },
     async () => {
       // After the first test the VMs run 2.0.0 on slot B; run alone, this test starts them on A.
-      if (!plane || !fleet) ({ plane, fleet } = await startPlaneAndFleet(dir));
+      if (!plane || !fleet) ({ plane, fleet } = await startPlaneAndFleet(dir, FLEET_NODES));
       const digest = await publishRootfs(
         plane.client,
         await writeReleaseRootfs(fleet.disk, join(dir, 'rootfs-3'), '3.0.0', ReleaseKind.initPanics),
         '3.0.0',
       );
-      await waitForAgents(plane, fleet);
+      await waitForAgents(plane, fleet, NODES);
       const offsets = await Promise.all(fleet.vms.map(async (vm) => (await vm.console()).length));
       const bootsBefore = await Promise.all(fleet.vms.map((_, i) => fleet!.boots(i)));
       const rolloutStarted = Date.now();
@@ -164,7 +147,7 @@ describe('vm lab - rollouts through real GRUB reboots', async () => {
         plane.client,
         'vm-3-0-0',
         (s) => !['starting', 'building', 'running'].includes(s.status),
-        1_500_000,
+        900_000,
       );
       process.stderr.write(
         `rollout 3.0.0: ${final.status} in ${((Date.now() - rolloutStarted) / 1000).toFixed(1)} s\n${await phaseSeconds(plane, 'vm-3-0-0')}\n`,
@@ -207,44 +190,3 @@ describe('vm lab - rollouts through real GRUB reboots', async () => {
     },
   );
 });
-
-/** Waits until every node's NodeRegistered event is in the event log. */
-async function waitForRegistered(plane: ControlPlane, nodes: readonly string[], timeoutMs: number) {
-  const { openEventLog } = await import('../../eventlog/index.ts');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const seen = new Set<string>();
-    for await (const e of (await openEventLog(plane.nc)).replay()) {
-      if (e.event.type === 'NodeRegistered' && 'nodeId' in e.event) seen.add(e.event.nodeId);
-    }
-    if (nodes.every((n) => seen.has(n))) return;
-    if (Date.now() > deadline) throw new Error(`expected ${nodes.join(', ')} registered, saw ${[...seen]}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-/** A control plane and two agent VMs trusting its key. */
-async function startPlaneAndFleet(dir: string): Promise<{ plane: ControlPlane; fleet: LabFleet }> {
-  const plane = await startControlPlane();
-  try {
-    const trustedKeyPem = await readFile(join(keysDir(plane.home), 'control-plane.pub'), 'utf8');
-    const fleet = await startLabFleet({
-      dir,
-      natsPort: plane.stack.nats.port,
-      trustedKeyPem,
-      nodes: NODES.map((nodeId) => ({ nodeId })),
-    });
-    return { plane, fleet };
-  } catch (err) {
-    await plane.stop();
-    throw err;
-  }
-}
-
-/** The rollout can only target registered nodes: waits until every agent has come up. */
-async function waitForAgents(plane: ControlPlane, fleet: LabFleet): Promise<void> {
-  for (const vm of fleet.vms) {
-    await vm.waitFor(/"msg":"connected to NATS"/, { timeoutMs: 600_000 });
-  }
-  await waitForRegistered(plane, NODES, 120_000);
-}

@@ -1,0 +1,58 @@
+// What the VM rollout tests share: a control plane with agent VMs trusting its key, an image
+// built from a lab release rootfs by the image build workflow, and waiting for the agents.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { openEventLog } from '../../eventlog/index.ts';
+import { startLabFleet, type LabFleet, type LabFleetNode } from '../../lab/fleet.ts';
+import { keysDir } from '../../signing/index.ts';
+import { TASK_QUEUE } from '../../workflows/definitions.ts';
+import type { imageBuildWorkflow } from '../../workflows/image-build.ts';
+import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+
+/** Builds and publishes the slot image of a rootfs through the image build workflow; its digest. */
+export async function publishRootfs(client: Client, rootfs: string, version: string): Promise<string> {
+  const result = await client.workflow.execute<typeof imageBuildWorkflow>('imageBuildWorkflow', {
+    workflowId: `image/vm-${version}-${Date.now()}`,
+    taskQueue: TASK_QUEUE,
+    args: [{ buildId: `vm-${version}`, request: { type: 'rootfs', path: rootfs, format: 'ext4' }, version }],
+  });
+  return result.manifest.digest;
+}
+
+/** A control plane and agent VMs trusting its key. */
+export async function startPlaneAndFleet(
+  dir: string,
+  nodes: readonly LabFleetNode[],
+): Promise<{ plane: ControlPlane; fleet: LabFleet }> {
+  const plane = await startControlPlane();
+  try {
+    const trustedKeyPem = await readFile(join(keysDir(plane.home), 'control-plane.pub'), 'utf8');
+    const fleet = await startLabFleet({ dir, natsPort: plane.stack.nats.port, trustedKeyPem, nodes });
+    return { plane, fleet };
+  } catch (err) {
+    await plane.stop();
+    throw err;
+  }
+}
+
+/** The rollout can only target registered nodes: waits until every agent has come up. */
+export async function waitForAgents(
+  plane: ControlPlane,
+  fleet: LabFleet,
+  nodes: readonly string[],
+): Promise<void> {
+  for (const vm of fleet.vms) {
+    await vm.waitFor(/"msg":"connected to NATS"/, { timeoutMs: 600_000 });
+  }
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const seen = new Set<string>();
+    for await (const e of (await openEventLog(plane.nc)).replay()) {
+      if (e.event.type === 'NodeRegistered' && 'nodeId' in e.event) seen.add(e.event.nodeId);
+    }
+    if (nodes.every((n) => seen.has(n))) return;
+    if (Date.now() > deadline) throw new Error(`expected ${nodes.join(', ')} registered, saw ${[...seen]}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
