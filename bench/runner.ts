@@ -20,6 +20,7 @@ import { renderTable, DEFAULT_RESULTS } from './render.ts';
 import { RESULTS_FORMAT, Results } from './results.ts';
 import { rolloutBench } from './rollout.ts';
 import { sha256Bench } from './sha256.ts';
+import { vmUpgradeBench } from './vm-upgrade.ts';
 import { Size, type BenchContext, type BenchModule } from './suite.ts';
 
 /** Every bench, in the order they run (the long rollouts last). */
@@ -30,6 +31,7 @@ export const BENCHES: readonly BenchModule[] = [
   agentBench,
   p2pBench,
   rolloutBench,
+  vmUpgradeBench,
 ];
 
 /** Table order: the issue's, whatever bench reported a figure. */
@@ -52,6 +54,7 @@ const ORDER = [
   'p2p-origin-egress',
   'p2p-chunk-transfer',
   'p2p-gossip-p99',
+  'vm-upgrade-overhead',
 ];
 
 const rank = (f: Figure) => {

@@ -49,7 +49,7 @@ export async function layOutSlotRootfs(root: string, input: SlotRootfsInput): Pr
 
   const lib = join(root, GUEST_LIB_DIR);
   await mkdir(lib, { recursive: true });
-  for (const script of ['probe.sh', 'reboot.sh', 'agent.sh']) {
+  for (const script of ['probe.sh', 'reboot.sh', 'agent.sh', 'ddbench.sh']) {
     await writeFile(join(lib, script), await readFile(new URL(script, GUEST)), { mode: 0o755 });
   }
   await writeFile(join(root, 'sbin/init'), await readFile(new URL('init.sh', GUEST)), { mode: 0o755 });
