@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages slotflow's builders and tests use: e2fsprogs (mkfs.ext4 -d, debugfs),
-# squashfs-tools (mksquashfs), buildah (Containerfile builds), chromium (the Temporal UI check),
+# squashfs-tools (mksquashfs), buildah (Containerfile builds), skopeo and umoci (pulling and
+# unpacking OCI images), docker-registry (the stack's OCI registry), chromium (the Temporal UI check),
 # grub-common (grub-editenv for the grub slot driver, grub-script-check for deploy/grub/grub.cfg),
 # and for the VM lab (lab/): QEMU, OVMF, GRUB's EFI build, sfdisk, FAT tools, socat (QEMU's guest
 # forwards), a static busybox and the Debian kernel the guests boot.
@@ -14,6 +15,9 @@ declare -A PACKAGE_OF=(
   [debugfs]=e2fsprogs
   [mksquashfs]=squashfs-tools
   [buildah]=buildah
+  [skopeo]=skopeo
+  [umoci]=umoci
+  [docker-registry]=docker-registry
   [chromium]=chromium
   [qemu-system-x86_64]=qemu-system-x86
   [sfdisk]=fdisk
