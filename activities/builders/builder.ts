@@ -8,6 +8,8 @@ export interface BuildInput {
   /** Directory where the builder writes its output file. */
   readonly outDir: string;
   readonly format: 'ext4' | 'squashfs';
+  /** What the filesystem UUID and hash seed derive from (default: the version), so equal sources give equal bytes. */
+  readonly seed?: string;
 }
 
 /** A slot image on disk, ready to be hashed and published. */
@@ -16,6 +18,8 @@ export interface BuildOutput {
   readonly format: 'ext4' | 'squashfs';
   /** Tool and version that made it, e.g. `mke2fs 1.47.0`. */
   readonly builder: string;
+  /** A container image the build left in local storage (Containerfile builds), which can be pushed. */
+  readonly containerImage?: string;
 }
 
 /** One way to turn sources into a slot image; every builder passes the same compliance suite. */
