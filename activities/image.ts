@@ -12,7 +12,10 @@ import type { Runner } from '../runtime/runner.ts';
 import { BuildError, type ImageBuilder } from './builders/builder.ts';
 import { createContainerfileBuilder } from './builders/containerfile.ts';
 import { DEFAULT_CHUNK_SIZE, manifestOf } from './builders/manifest.ts';
-import { pinOciReference } from './builders/oci.ts';
+import { formatOciReference, parseOciReference, pinOciReference } from './builders/oci.ts';
+import { createOciBuilder } from './builders/oci-convert.ts';
+import { imageFromRootfs, pushImage, type PushedImage } from './builders/oci-push.ts';
+import { fetchManifest } from './builders/oci-registry.ts';
 import { createExt4Builder, createSquashfsBuilder } from './builders/rootfs.ts';
 
 // The pure-JS hash is ~4x slower than node:crypto for the object store's digest.
@@ -25,12 +28,32 @@ export const ImageErrorType = {
   notFound: 'ImageNotFound',
 } as const;
 
+/** What the image build workflow builds: a rootfs, a Containerfile, or a pinned OCI image to convert. */
+export type BuildRequest =
+  | Extract<ImageRequest, { type: 'rootfs' | 'containerfile' }>
+  | { type: 'oci'; reference: string; format: 'ext4' | 'squashfs' };
+
+/** What `image build --push` pushes: the Containerfile build's image, or a rootfs packed as one layer. */
+export type PushSource = { type: 'container'; image: string } | { type: 'rootfs'; path: string };
+
+function buildFailure(err: unknown): unknown {
+  if (!(err instanceof BuildError)) return err;
+  return ApplicationFailure.create({
+    type: ImageErrorType.buildFailed,
+    message: err.message,
+    nonRetryable: true,
+    cause: err,
+  });
+}
+
 /** A built image on this worker's disk; `hostTaskQueue` routes the publish step to this host. */
 export interface BuiltImage {
   manifest: ArtifactManifest;
   path: string;
   builder: string;
   hostTaskQueue: string;
+  /** The container image a Containerfile build left in local storage, for a push. */
+  containerImage?: string;
 }
 
 export interface ImageActivityDeps {
@@ -62,35 +85,39 @@ function heartbeatWhile<T>(work: Promise<T>): Promise<T> {
 
 /** Image activities: build from a rootfs or Containerfile, pin an OCI reference, publish and verify. */
 export function createImageActivities(deps: ImageActivityDeps) {
-  const builders: Record<'rootfs-ext4' | 'rootfs-squashfs' | 'containerfile', ImageBuilder> = {
+  const builders: Record<'rootfs-ext4' | 'rootfs-squashfs' | 'containerfile' | 'oci', ImageBuilder> = {
     'rootfs-ext4': createExt4Builder(deps),
     'rootfs-squashfs': createSquashfsBuilder(deps),
     containerfile: createContainerfileBuilder(deps),
+    oci: createOciBuilder(deps),
   };
 
   return {
     /** Builds a slot image and hashes it into a chunk manifest. */
     async buildImage(input: {
       buildId: string;
-      request: Extract<ImageRequest, { type: 'rootfs' | 'containerfile' }>;
+      request: BuildRequest;
       version: string;
       chunkSize?: number;
     }): Promise<BuiltImage> {
       const builder =
         input.request.type === 'containerfile'
           ? builders.containerfile
-          : input.request.format === 'squashfs'
-            ? builders['rootfs-squashfs']
-            : builders['rootfs-ext4'];
+          : input.request.type === 'oci'
+            ? builders.oci
+            : input.request.format === 'squashfs'
+              ? builders['rootfs-squashfs']
+              : builders['rootfs-ext4'];
+      const source = input.request.type === 'oci' ? input.request.reference : input.request.path;
       const outDir = join(deps.buildsDir, input.buildId);
       await mkdir(outDir, { recursive: true });
       try {
         const out = await heartbeatWhile(
           builder.build({
-            source: input.request.path,
+            source,
             version: input.version,
             outDir,
-            format: input.request.type === 'rootfs' ? input.request.format : 'ext4',
+            format: input.request.type === 'containerfile' ? 'ext4' : input.request.format,
           }),
         );
         const manifest = await manifestOf(
@@ -98,17 +125,54 @@ export function createImageActivities(deps: ImageActivityDeps) {
           { format: out.format, version: input.version },
           input.chunkSize ?? DEFAULT_CHUNK_SIZE,
         );
-        return { manifest, path: out.path, builder: out.builder, hostTaskQueue: deps.hostTaskQueue };
+        return {
+          manifest,
+          path: out.path,
+          builder: out.builder,
+          hostTaskQueue: deps.hostTaskQueue,
+          ...(out.containerImage ? { containerImage: out.containerImage } : {}),
+        };
       } catch (err) {
-        if (err instanceof BuildError) {
-          throw ApplicationFailure.create({
-            type: ImageErrorType.buildFailed,
-            message: err.message,
-            nonRetryable: true,
-            cause: err,
-          });
+        throw buildFailure(err);
+      }
+    },
+
+    /**
+     * Pins an OCI reference: a tag is resolved to the digest of the manifest it names now; a
+     * digest is checked against the manifest the registry serves. Refused before anything is sent.
+     */
+    async resolveOciImage(input: { reference: string }): Promise<{ reference: string; digest: string }> {
+      try {
+        const ref = parseOciReference(input.reference, process.env['SLOTFLOW_REGISTRY']);
+        const fetched = await fetchManifest(ref);
+        return {
+          reference: formatOciReference({ ...ref, digest: fetched.digest }, 'pinned'),
+          digest: fetched.digest,
+        };
+      } catch (err) {
+        throw buildFailure(err);
+      }
+    },
+
+    /** Pushes the built image (or the rootfs as a one-layer image) to a registry; returns the pinned reference. */
+    async pushOciImage(input: {
+      buildId: string;
+      source: PushSource;
+      destination: string;
+    }): Promise<PushedImage> {
+      try {
+        if (input.source.type === 'container')
+          return await heartbeatWhile(pushImage(deps.runner, input.source.image, input.destination));
+        // A rootfs becomes a one-layer image only for the push; local storage keeps nothing.
+        const tag = `localhost/slotflow-push:${input.buildId.toLowerCase()}`;
+        const image = await imageFromRootfs(deps.runner, input.source.path, tag);
+        try {
+          return await heartbeatWhile(pushImage(deps.runner, image, input.destination));
+        } finally {
+          await deps.runner.run('buildah', ['rmi', image], { timeoutMs: 60_000 });
         }
-        throw err;
+      } catch (err) {
+        throw buildFailure(err);
       }
     },
 
