@@ -299,7 +299,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
         s.manifestDigest = manifest.digest;
       }
     } catch (err) {
-      head.pauseReason = (err as Error).message;
+      head.pauseReason = rootMessage(err);
       await finish('failed');
       throw err;
     }
@@ -614,4 +614,11 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
   // A rollout that nothing stopped has succeeded; failures under the threshold are in the counts.
   await sleep(0);
   return finish('succeeded');
+}
+
+/** The innermost message of a failure chain (child workflow → activity → the error it raised). */
+function rootMessage(err: unknown): string {
+  let at = err as Error | undefined;
+  while (at?.cause instanceof Error) at = at.cause;
+  return at?.message ?? String(err);
 }
