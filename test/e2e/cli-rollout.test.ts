@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createProcessGroup, type ProcessGroup } from '../../demo/processes.ts';
 import { writeDemoRootfs } from '../../demo/rootfs.ts';
-import { pickFreePorts } from '../../stack/index.ts';
 import { isAlive } from '../../stack/pids.ts';
 import { runCli } from '../helpers/cli.ts';
+import { cliFleetUp, cliStackUp } from '../helpers/cli-fleet.ts';
 
 let home: string;
 let env: Record<string, string>;
@@ -29,67 +29,17 @@ after(async () => {
 });
 
 test('e2e - from stack up to finished rollouts, driven only through the CLI', async () => {
-  const [temporalPort, uiPort, natsPort] = await pickFreePorts(3);
-  const up = await runCli(
-    [
-      'stack',
-      'up',
-      '--data-dir',
-      stackDir(),
-      '--temporal-port',
-      String(temporalPort),
-      '--ui-port',
-      String(uiPort),
-      '--nats-port',
-      String(natsPort),
-      '--json',
-    ],
+  const stack = await cliStackUp(stackDir(), env);
+  await cliFleetUp(
+    home,
     env,
-    600_000,
-  );
-  assert.equal(up.code, 0, up.stderr);
-  const status = await runCli(['stack', 'status', '--data-dir', stackDir(), '--json'], env);
-  assert.equal(status.code, 0, status.stderr);
-  const stack = JSON.parse(status.stdout) as {
-    healthy: boolean;
-    env: Record<string, string>;
-    temporal: { pid: number };
-    nats: { pid: number };
-  };
-  assert.equal(stack.healthy, true);
-  Object.assign(env, stack.env);
-
-  assert.equal((await runCli(['keys', 'init'], env)).code, 0);
-  group.start('worker', ['worker'], env, join(home, 'worker.log'));
-  for (const [i, nodeId] of ['e2e-1', 'e2e-2', 'e2e-3', 'e2e-4'].entries()) {
-    const args = [
-      'agent',
-      '--node-id',
+    group,
+    ['e2e-1', 'e2e-2', 'e2e-3', 'e2e-4'].map((nodeId, i) => ({
       nodeId,
-      '--data-dir',
-      join(home, 'agents', nodeId),
-      '--labels',
-      `site=e2e,slot=${i}`,
-      '--slot-driver',
-      'file',
-      '--reboot',
-      'simulate',
-      '--trusted-keys',
-      join(home, 'keys'),
-      '--initial-version',
-      '1.0.0',
-    ];
-    if (nodeId === 'e2e-4') args.push('--health-check', 'app-ready=false');
-    group.start(nodeId, args, env, join(home, `${nodeId}.log`));
-  }
-  for (let i = 0; ; i++) {
-    const fleet = JSON.parse((await runCli(['fleet', '--json'], env)).stdout || '{"nodes":[]}') as {
-      nodes: { nodeId: string }[];
-    };
-    if (fleet.nodes.length === 4) break;
-    assert.ok(i < 120, 'four agents registered');
-    await new Promise((r) => setTimeout(r, 500));
-  }
+      labels: `site=e2e,slot=${i}`,
+      ...(nodeId === 'e2e-4' ? { extra: ['--health-check', 'app-ready=false'] } : {}),
+    })),
+  );
 
   const rootfs = await writeDemoRootfs(join(home, 'rootfs'), '2.0.0');
   const built = await runCli(
@@ -185,4 +135,5 @@ test('e2e - from stack up to finished rollouts, driven only through the CLI', as
   assert.equal(down.code, 0, down.stderr);
   assert.equal(await isAlive(stack.temporal.pid), false, 'temporal stopped');
   assert.equal(await isAlive(stack.nats.pid), false, 'nats-server stopped');
+  if (stack.registry) assert.equal(await isAlive(stack.registry.pid), false, 'the registry stopped');
 });
