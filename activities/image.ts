@@ -1,5 +1,4 @@
 import { createReadStream } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -11,7 +10,7 @@ import { ArtifactManifest, IMAGES_BUCKET, type ImageRequest, type ImageSource } 
 import type { Runner } from '../runtime/runner.ts';
 import { BuildError, type ImageBuilder } from './builders/builder.ts';
 import { createContainerfileBuilder } from './builders/containerfile.ts';
-import { DEFAULT_CHUNK_SIZE, manifestOf } from './builders/manifest.ts';
+import { DEFAULT_CHUNK_SIZE, manifestOf, sha256Of } from './builders/manifest.ts';
 import { formatOciReference, parseOciReference, pinOciReference } from './builders/oci.ts';
 import { createOciBuilder } from './builders/oci-convert.ts';
 import { imageFromRootfs, pushImage, type PushedImage } from './builders/oci-push.ts';
@@ -66,16 +65,6 @@ export interface ImageActivityDeps {
 
 async function openImages(nc: NatsConnection): Promise<ObjectStore> {
   return new Objm(nc).create(IMAGES_BUCKET, { description: 'slotflow slot images, named by sha256 digest' });
-}
-
-async function sha256OfStream(stream: ReadableStream<Uint8Array>): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const piece of stream as unknown as AsyncIterable<Uint8Array>) {
-    hash.update(piece);
-    size += piece.length;
-  }
-  return { digest: `sha256:${hash.digest('hex')}`, size };
 }
 
 function heartbeatWhile<T>(work: Promise<T>): Promise<T> {
@@ -218,7 +207,7 @@ export function createImageActivities(deps: ImageActivityDeps) {
           type: ImageErrorType.notFound,
           message: `object ${name} vanished after publish`,
         });
-      const back = await heartbeatWhile(sha256OfStream(read.data));
+      const back = await heartbeatWhile(sha256Of(read.data as unknown as AsyncIterable<Uint8Array>));
       if (back.digest !== input.manifest.digest || back.size !== input.manifest.size) {
         await os.delete(name).catch(() => undefined);
         throw ApplicationFailure.create({

@@ -6,6 +6,7 @@
 import { randomFillSync } from 'node:crypto';
 import { mkdir, open, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runTool } from '../activities/builders/builder.ts';
 import { createOciBuilder } from '../activities/builders/oci-convert.ts';
 import { imageFromRootfs, pushImage } from '../activities/builders/oci-push.ts';
 import { createLogger } from '../runtime/log.ts';
@@ -46,17 +47,12 @@ async function writeRootfs(dir: string, mib: number): Promise<void> {
   }
 }
 
-async function must(file: string, args: string[]): Promise<void> {
-  const result = await execaRunner.run(file, args, { timeoutMs: 3_600_000 });
-  if (!result.ok) throw new Error(`${file} ${args[0]}: ${result.failure}`);
-}
-
 /** The same tools by hand: pull, unpack, pack; returns seconds. */
 async function byHand(reference: string, dir: string, imageBytes: number): Promise<number> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const started = performance.now();
-  await must('skopeo', [
+  await runTool(execaRunner, 'skopeo', [
     'copy',
     '--quiet',
     '--src-tls-verify=false',
@@ -64,11 +60,11 @@ async function byHand(reference: string, dir: string, imageBytes: number): Promi
     `oci:${dir}/layout:img`,
   ]);
   const unpack = ['unpack', ...(process.getuid?.() === 0 ? [] : ['--rootless'])];
-  await must('umoci', [...unpack, '--image', `${dir}/layout:img`, `${dir}/bundle`]);
+  await runTool(execaRunner, 'umoci', [...unpack, '--image', `${dir}/layout:img`, `${dir}/bundle`]);
   const image = join(dir, 'image.ext4');
   await writeFile(image, '');
   await truncate(image, imageBytes);
-  await must('mkfs.ext4', ['-q', '-F', '-d', `${dir}/bundle/rootfs`, image]);
+  await runTool(execaRunner, 'mkfs.ext4', ['-q', '-F', '-d', `${dir}/bundle/rootfs`, image]);
   const seconds = (performance.now() - started) / 1000;
   await rm(dir, { recursive: true, force: true });
   return seconds;

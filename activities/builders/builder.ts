@@ -36,6 +36,18 @@ export class BuildError extends Error {
   }
 }
 
+/** Runs a build tool; its output on success, a BuildError naming the tool and why on failure. */
+export async function runTool(
+  runner: Runner,
+  file: string,
+  args: readonly string[],
+  env?: NodeJS.ProcessEnv,
+): Promise<string> {
+  const result = await runner.run(file, args, { timeoutMs: 1_800_000, ...(env ? { env } : {}) });
+  if (!result.ok) throw new BuildError(`${file} ${args[0]} failed: ${result.failure}`);
+  return result.stdout.trim();
+}
+
 /** Side effects a builder needs, injected so tests can record commands. */
 export interface BuilderDeps {
   readonly runner: Runner;

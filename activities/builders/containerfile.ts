@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import type { Runner } from '../../runtime/runner.ts';
 import {
   BuildError,
+  runTool,
   type BuildInput,
   type BuildOutput,
   type BuilderDeps,
@@ -22,12 +23,6 @@ export async function findEngine(runner: Runner): Promise<Engine | undefined> {
     if (probe.ok) return engine;
   }
   return undefined;
-}
-
-async function must(runner: Runner, file: string, args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
-  const result = await runner.run(file, args, { timeoutMs: 1_800_000, ...(env ? { env } : {}) });
-  if (!result.ok) throw new BuildError(`${file} ${args[0]} failed: ${result.failure}`);
-  return result.stdout.trim();
 }
 
 /** Registries the Containerfile's FROM lines name that are spoken to over plain HTTP (loopback ones). */
@@ -98,24 +93,24 @@ export function createContainerfileBuilder(deps: BuilderDeps): ImageBuilder {
           const env = await buildahEnv(work, await insecureBases(input.source));
           const isolation = await isolationArgs(runner);
           const bud = ['bud', '--layers=false', ...isolation, '-f', input.source, '-t', tag];
-          await must(runner, engine, [...bud, dirname(input.source)], env);
+          await runTool(runner, engine, [...bud, dirname(input.source)], env);
         } else {
-          await must(runner, engine, ['build', '-f', input.source, '-t', tag, dirname(input.source)]);
+          await runTool(runner, engine, ['build', '-f', input.source, '-t', tag, dirname(input.source)]);
         }
         if (engine === 'buildah') {
-          const ctr = await must(runner, 'buildah', ['from', tag]);
+          const ctr = await runTool(runner, 'buildah', ['from', tag]);
           try {
-            const mount = await must(runner, 'buildah', ['mount', ctr]);
-            await must(runner, 'cp', ['-a', `${mount}/.`, rootfs]);
+            const mount = await runTool(runner, 'buildah', ['mount', ctr]);
+            await runTool(runner, 'cp', ['-a', `${mount}/.`, rootfs]);
           } finally {
             await runner.run('buildah', ['rm', ctr], { timeoutMs: 60_000 });
           }
         } else {
-          const ctr = await must(runner, engine, ['create', tag, '/bin/true']);
+          const ctr = await runTool(runner, engine, ['create', tag, '/bin/true']);
           try {
             const tar = join(work, 'rootfs.tar');
-            await must(runner, engine, ['export', '-o', tar, ctr]);
-            await must(runner, 'tar', ['-xf', tar, '-C', rootfs, '--numeric-owner']);
+            await runTool(runner, engine, ['export', '-o', tar, ctr]);
+            await runTool(runner, 'tar', ['-xf', tar, '-C', rootfs, '--numeric-owner']);
           } finally {
             await runner.run(engine, ['rm', ctr], { timeoutMs: 60_000 });
           }

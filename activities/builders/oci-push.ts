@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from '../../schema/index.ts';
 import type { Runner } from '../../runtime/runner.ts';
-import { BuildError } from './builder.ts';
+import { BuildError, runTool } from './builder.ts';
 import { formatOciReference, isInsecureRegistry, parseOciReference } from './oci.ts';
 import { readDigestFile } from './oci-registry.ts';
 
@@ -16,18 +16,12 @@ export interface PushedImage {
   readonly digest: Digest;
 }
 
-async function must(runner: Runner, args: string[], what: string): Promise<string> {
-  const result = await runner.run('buildah', args, { timeoutMs: 1_800_000 });
-  if (!result.ok) throw new BuildError(`buildah could not ${what}: ${result.failure}; install buildah`);
-  return result.stdout.trim();
-}
-
 /** Packs a directory as a one-layer OCI image in local container storage, named `tag`. */
 export async function imageFromRootfs(runner: Runner, rootfs: string, tag: string): Promise<string> {
-  const ctr = await must(runner, ['from', 'scratch'], 'start an image from scratch');
+  const ctr = await runTool(runner, 'buildah', ['from', 'scratch']);
   try {
-    await must(runner, ['copy', ctr, `${rootfs}/.`, '/'], `copy ${rootfs} into an image`);
-    await must(runner, ['commit', '--quiet', ctr, tag], `commit the image of ${rootfs}`);
+    await runTool(runner, 'buildah', ['copy', ctr, `${rootfs}/.`, '/']);
+    await runTool(runner, 'buildah', ['commit', '--quiet', ctr, tag]);
   } finally {
     await runner.run('buildah', ['rm', ctr], { timeoutMs: 60_000 });
   }

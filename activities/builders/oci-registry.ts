@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { Digest } from '../../schema/index.ts';
 import type { Runner } from '../../runtime/runner.ts';
 import { BuildError } from './builder.ts';
+import { sha256Of } from './manifest.ts';
 import { formatOciReference, isInsecureRegistry, type OciReference } from './oci.ts';
 
 const MANIFEST_TYPES = [
@@ -128,18 +129,6 @@ export function imageManifestOf(fetched: FetchedManifest, name: string): ImageMa
   return parsed.data;
 }
 
-async function sha256File(path: string): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const piece of createReadStream(path, {
-    highWaterMark: 4 * 1024 * 1024,
-  }) as AsyncIterable<Buffer>) {
-    hash.update(piece);
-    size += piece.length;
-  }
-  return { digest: `sha256:${hash.digest('hex')}`, size };
-}
-
 /**
  * Copies a pinned image into an OCI layout (`<layout>:img`) with skopeo, then checks every blob
  * the registry's manifest names (config and layers) against its digest and size.
@@ -165,7 +154,7 @@ export async function pullToLayout(
     const path = join(layout, 'blobs', 'sha256', hex);
     let got: { digest: string; size: number };
     try {
-      got = await sha256File(path);
+      got = await sha256Of(createReadStream(path, { highWaterMark: 4 * 1024 * 1024 }));
     } catch (err) {
       throw new BuildError(`blob ${blob.digest} of ${name} is missing from the pulled layout`, {
         cause: err,
