@@ -29,13 +29,18 @@ after(async () => {
 });
 
 interface Pushed {
+  buildId: string;
   pushed: { reference: string; digest: string };
 }
 
 async function buildAndPush(args: string[]): Promise<Pushed['pushed']> {
   const built = await runCli(['image', 'build', ...args, '--json'], env, 600_000);
   assert.equal(built.code, 0, built.stderr);
-  return (JSON.parse(built.stdout) as Pushed).pushed;
+  const { buildId, pushed } = JSON.parse(built.stdout) as Pushed;
+  // The push is recorded: the ImagePublished event of the build names the pinned reference.
+  const published = (await rolloutEvents(buildId)).find((e) => e.type === 'ImagePublished');
+  assert.deepEqual(published?.['pushed'], pushed);
+  return pushed;
 }
 
 async function rollout(id: string, image: string, version: string, selector: string) {
