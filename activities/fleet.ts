@@ -42,16 +42,20 @@ export function createFleetActivities({ log, kv }: { log: EventLog; kv: KV }) {
     /**
      * What the nodes the selector matches install: `file` when one declares a slot-image driver
      * (file, grub, rauc), `oci` when one declares Kairos or does not say (agents before the
-     * declaration took OCI references as they came).
+     * declaration took OCI references as they came); `ociOnly` names nodes that declared Kairos.
      */
-    async imageKindsWanted(input: { selector: SelectorTerm[] }): Promise<{ file: boolean; oci: boolean }> {
+    async imageKindsWanted(input: {
+      selector: SelectorTerm[];
+    }): Promise<{ file: boolean; oci: boolean; ociOnly: string[] }> {
       const projection = await catchUp(await loadProjection(kv), log);
-      const wanted = { file: false, oci: false };
+      const wanted = { file: false, oci: false, ociOnly: [] as string[] };
       for (const node of projection.nodes.values()) {
         if (!selectorMatches(input.selector, node.labels)) continue;
         if (node.installs?.includes('file')) wanted.file = true;
         if (!node.installs || node.installs.includes('oci')) wanted.oci = true;
+        if (node.installs && !node.installs.includes('file')) wanted.ociOnly.push(node.nodeId);
       }
+      wanted.ociOnly.sort();
       return wanted;
     },
 

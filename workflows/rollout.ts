@@ -228,6 +228,14 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
    */
   async function ociImage(request: Extract<RolloutSpec['image'], { type: 'oci' }>): Promise<ImageSource> {
     const wanted = await imageKindsWanted({ selector: spec.selector });
+    if (wanted.file && wanted.ociOnly.length > 0) {
+      const some = wanted.ociOnly.slice(0, 5).join(', ') + (wanted.ociOnly.length > 5 ? ', …' : '');
+      throw ApplicationFailure.create({
+        type: 'MixedImageKinds',
+        message: `the selector matches nodes that install slot images (file, grub, rauc) and nodes that pull OCI images themselves (kairos: ${some}); expected one kind: start one rollout per kind with a narrower --selector`,
+        nonRetryable: true,
+      });
+    }
     const pinnedAlready = request.reference.includes('@');
     if (!wanted.file && pinnedAlready)
       return pinOciImage({ reference: request.reference, version: spec.version });

@@ -83,3 +83,34 @@ test('oci rollout - Kairos nodes are handed the tag pinned at start; nothing is 
   const types = (await rolloutEvents(plane.nc, 'r-kairos')).map((e) => e.event.type);
   assert.ok(!types.includes('ImageConverted') && !types.includes('ImageBuilt'), types.join(', '));
 });
+
+test('oci rollout - a selector matching slot-image nodes and Kairos nodes is refused before any command', async () => {
+  for (const [nodeId, installs] of [
+    ['mixed-file', ['file']],
+    ['mixed-kairos', ['oci']],
+  ] as const) {
+    await log.append({
+      v: 1,
+      id: `${nodeId}.registered`,
+      at: new Date().toISOString(),
+      type: 'NodeRegistered',
+      nodeId,
+      labels: { site: 'mixed' },
+      version: '1.0.0',
+      activeSlot: 'a',
+      agentVersion: 'simulated',
+      installs: [...installs],
+    });
+  }
+  const handle = await startRollout(plane.client, {
+    id: 'r-mixed',
+    image: { type: 'oci', reference: pushed.reference },
+    version: '2.0.0',
+    selector: 'site=mixed',
+  });
+  const status = await waitForStatus(plane.client, 'r-mixed', (s) => s.status === 'failed');
+  await assert.rejects(handle.result());
+  assert.match(status.pauseReason ?? '', /nodes that pull OCI images themselves \(kairos: mixed-kairos\)/);
+  const types = (await rolloutEvents(plane.nc, 'r-mixed')).map((e) => e.event.type);
+  assert.deepEqual(types, ['RolloutStarted', 'RolloutCompleted']);
+});
