@@ -9,10 +9,16 @@ import { execaRunner } from '../../runtime/runner.ts';
 import { createContainerfileBuilder } from '../../activities/builders/containerfile.ts';
 import { formatOciReference, parseOciReference } from '../../activities/builders/oci.ts';
 import { createOciBuilder } from '../../activities/builders/oci-convert.ts';
-import { imageFromRootfs, pushImage } from '../../activities/builders/oci-push.ts';
+import { pushImage } from '../../activities/builders/oci-push.ts';
 import { fetchManifest, OciReferenceError } from '../../activities/builders/oci-registry.ts';
 import { startRegistry, type RegistryHandle } from '../helpers/servers.ts';
-import { readFromExt4, writeBusyboxRootfs, writeContainerfile } from '../helpers/oci-images.ts';
+import {
+  pushRootfs,
+  readFromExt4,
+  removePulledImages,
+  writeBusyboxRootfs,
+  writeContainerfile,
+} from '../helpers/oci-images.ts';
 
 let registry: RegistryHandle;
 let work: string;
@@ -22,10 +28,10 @@ before(async () => {
   registry = await startRegistry();
   work = await mkdtemp(join(tmpdir(), 'slotflow-oci-'));
   const rootfs = await writeBusyboxRootfs(join(work, 'base'), '1.0.0');
-  const local = await imageFromRootfs(execaRunner, rootfs, 'localhost/slotflow-test-base:1');
-  base = (await pushImage(execaRunner, local, `${registry.address}/test/base:1`)).reference;
+  base = (await pushRootfs(rootfs, `${registry.address}/test/base:1`)).reference;
 });
 after(async () => {
+  if (registry) await removePulledImages(registry.address);
   await registry?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -49,6 +55,7 @@ test('oci - layers apply in order with whiteouts; the RUN step file is in the sl
   });
   assert.ok(built.containerImage, 'a buildah build leaves its image to push');
   const pushed = await pushImage(execaRunner, built.containerImage, `${registry.address}/test/app:2.0.0`);
+  await execaRunner.run('buildah', ['rmi', built.containerImage], { timeoutMs: 60_000 });
   const out = await oci.build({
     source: pushed.reference,
     version: '2.0.0',

@@ -10,9 +10,16 @@ import { join } from 'node:path';
 import { createProcessGroup, type ProcessGroup } from '../../demo/processes.ts';
 import { runCli } from '../helpers/cli.ts';
 import { cliFleetUp, cliStackUp } from '../helpers/cli-fleet.ts';
-import { readFromExt4, slotImages, writeBusyboxRootfs, writeContainerfile } from '../helpers/oci-images.ts';
+import {
+  readFromExt4,
+  removePulledImages,
+  slotImages,
+  writeBusyboxRootfs,
+  writeContainerfile,
+} from '../helpers/oci-images.ts';
 
 let home: string;
+let registry: string | undefined;
 let env: Record<string, string>;
 let group: ProcessGroup;
 const stackDir = () => join(home, 'stack');
@@ -23,6 +30,7 @@ before(async () => {
   group = createProcessGroup();
 });
 after(async () => {
+  if (registry) await removePulledImages(registry);
   await group?.stopAll();
   await runCli(['stack', 'down', '--data-dir', stackDir()], env);
   await rm(home, { recursive: true, force: true });
@@ -75,7 +83,7 @@ async function bootedSlotImage(nodeId: string): Promise<string> {
 test('e2e oci - pushed images rolled out by digest and by tag; a wrong digest refused', async () => {
   const stack = await cliStackUp(stackDir(), env);
   assert.ok(stack.registry, 'the stack runs a registry');
-  const registry = stack.registry.address;
+  registry = stack.registry.address;
   assert.equal(env['SLOTFLOW_REGISTRY'], registry);
   const nodes = ['oci-1', 'oci-2'];
   await cliFleetUp(

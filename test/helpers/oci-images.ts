@@ -2,6 +2,7 @@
 // a Containerfile built on it, and a way to read a file out of an ext4 slot image.
 import { copyFile, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { imageFromRootfs, pushImage, type PushedImage } from '../../activities/builders/oci-push.ts';
 import { execaRunner } from '../../runtime/runner.ts';
 
 /** Debian's static busybox (busybox-static), the shell of the test images. */
@@ -24,6 +25,29 @@ export async function writeContainerfile(dir: string, base: string, text: string
   const file = join(dir, 'Containerfile');
   await writeFile(file, `FROM ${base}\nRUN echo '${text}' > /etc/from-run && rm /etc/removed-later\n`);
   return file;
+}
+
+/** Pushes a rootfs as a one-layer image and removes the local copy; returns the pinned reference. */
+export async function pushRootfs(rootfs: string, destination: string): Promise<PushedImage> {
+  const local = await imageFromRootfs(execaRunner, rootfs, `localhost/slotflow-test:${process.pid}`);
+  try {
+    return await pushImage(execaRunner, local, destination);
+  } finally {
+    await execaRunner.run('buildah', ['rmi', local], { timeoutMs: 60_000 });
+  }
+}
+
+/** Removes the images buildah pulled from a registry (a Containerfile's base), by registry address. */
+export async function removePulledImages(registry: string): Promise<void> {
+  const listed = await execaRunner.run('buildah', ['images', '--format', '{{.ID}} {{.Name}}'], {
+    timeoutMs: 60_000,
+  });
+  const ids = listed.stdout
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([, name]) => name?.startsWith(`${registry}/`))
+    .map(([id]) => id as string);
+  if (ids.length > 0) await execaRunner.run('buildah', ['rmi', ...ids], { timeoutMs: 60_000 });
 }
 
 /** A file's content inside an ext4 image (read with debugfs, final newline dropped); undefined when absent. */

@@ -6,14 +6,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { imageFromRootfs, pushImage, type PushedImage } from '../../activities/builders/oci-push.ts';
+import type { PushedImage } from '../../activities/builders/oci-push.ts';
 import { startRollout } from '../../cli/rollout-client.ts';
 import { openEventLog, type EventLog } from '../../eventlog/index.ts';
-import { execaRunner } from '../../runtime/runner.ts';
 import { COMMANDS_STREAM, SignedCommand, commandSubject } from '../../schema/index.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
 import { upgradeEvents } from '../helpers/node-events.ts';
-import { writeBusyboxRootfs } from '../helpers/oci-images.ts';
+import { pushRootfs, writeBusyboxRootfs } from '../helpers/oci-images.ts';
 import { rolloutEvents, waitForStatus } from '../helpers/rollouts.ts';
 import { startRegistry, type RegistryHandle } from '../helpers/servers.ts';
 
@@ -28,8 +27,7 @@ before(async () => {
   log = await openEventLog(plane.nc);
   work = await mkdtemp(join(tmpdir(), 'slotflow-oci-wf-'));
   const rootfs = await writeBusyboxRootfs(join(work, 'rootfs'), '2.0.0');
-  const local = await imageFromRootfs(execaRunner, rootfs, 'localhost/slotflow-test-kairos:2');
-  pushed = await pushImage(execaRunner, local, `${registry.address}/test/kairos:2.0.0`);
+  pushed = await pushRootfs(rootfs, `${registry.address}/test/kairos:2.0.0`);
 });
 after(async () => {
   await plane?.stop();
