@@ -239,6 +239,24 @@ describe('vm lab - power cuts during upgrades', async () => {
         NODES.map((nodeId) => ({ nodeId, env: { LAB_LABELS: `vm=${nodeId}` } })),
       ));
       const watches = NODES.map((id) => new EventWatch(plane!, id));
+      // Each round's image is built while the VMs boot or the round before runs.
+      const images = new Map<number, Promise<string>>();
+      const imageFor = (round: number): Promise<string> => {
+        let image = images.get(round);
+        if (image === undefined) {
+          const version = `2.${round}.0`;
+          image = writeReleaseRootfs(
+            fleet!.disk,
+            join(dir, `rootfs-${version}`),
+            version,
+            ReleaseKind.good,
+          ).then((rootfs) => publishRootfs(plane!.client, rootfs, version));
+          image.catch(() => undefined); // awaited (and reported) when its round starts
+          images.set(round, image);
+        }
+        return image;
+      };
+      void imageFor(1);
       await waitForAgents(plane, fleet, NODES);
       const upgrades: UpgradeRecord[] = [];
       const cutsSoFar = () => upgrades.reduce((n, u) => n + u.cuts.length, 0);
@@ -248,11 +266,8 @@ describe('vm lab - power cuts during upgrades', async () => {
           `${TARGET_CUTS} cuts planned, ${cutsSoFar()} made in ${round - 1} rounds`,
         );
         const version = `2.${round}.0`;
-        const digest = await publishRootfs(
-          plane.client,
-          await writeReleaseRootfs(fleet.disk, join(dir, `rootfs-${version}`), version, ReleaseKind.good),
-          version,
-        );
+        const digest = await imageFor(round);
+        void imageFor(round + 1);
         // Each VM's plan is drawn before either runs, so a seed gives the same plans every time.
         const randoms = NODES.map(() => seededRandom(Math.floor(random() * 2 ** 31)));
         const round_ = await Promise.all(
@@ -268,6 +283,7 @@ describe('vm lab - power cuts during upgrades', async () => {
         upgrades.push(...round_);
         if (round_.some((u) => u.cuts.some((c) => c.bootedSlot === undefined))) break;
       }
+      await Promise.allSettled(images.values()); // the next round's image, built for nothing
       const summary = { ...summarize(upgrades, SEED), seconds: Math.round((Date.now() - started) / 1000) };
       process.stderr.write(`power-cut campaign: ${JSON.stringify(summary)}\n`);
       if (REPORT) {
