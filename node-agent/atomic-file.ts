@@ -1,26 +1,14 @@
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-/** Flushes a file's or directory's data and metadata to disk. */
-async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
+/** Flushes a directory entry to disk, so a rename or unlink in it survives a power loss. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
   try {
     await handle.sync();
   } finally {
     await handle.close();
   }
-}
-
-/** Flushes a directory entry to disk, so a rename or unlink in it survives a power loss. */
-export const fsyncDir = fsyncPath;
-
-/**
- * Flushes a file another program wrote (and its directory entry, in case it replaced the file)
- * to disk: what such tools leave in the page cache is lost with the power.
- */
-export async function fsyncWritten(path: string): Promise<void> {
-  await fsyncPath(path);
-  await fsyncPath(dirname(path));
 }
 
 /**

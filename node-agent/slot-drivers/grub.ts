@@ -1,7 +1,6 @@
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { otherSlot, type Slot } from '../../schema/index.ts';
-import { fsyncWritten } from '../atomic-file.ts';
 import { ArtifactInvalidError, SlotDriverError, SlotInUseError } from '../errors.ts';
 import type { SlotDriver, SlotStatus } from './driver.ts';
 import {
@@ -77,12 +76,7 @@ export function createGrubSlotDriver(o: GrubSlotDriverOptions): SlotDriver {
     return readBootEnv(parseEditenvList(await editenv('list')), o.envFile);
   }
 
-  async function writeEnv(env: GrubBootEnv): Promise<void> {
-    await editenv('set', ...bootEnvAssignments(env));
-    // grub-editenv does not flush its write: a power cut soon after would undo a commit, an arm
-    // or a try given back (GRUB then finds no slot that may boot and restarts with fresh tries).
-    await fsyncWritten(o.envFile);
-  }
+  const writeEnv = async (env: GrubBootEnv) => void (await editenv('set', ...bootEnvAssignments(env)));
 
   async function view(): Promise<GrubView> {
     const [booted, env, ledger] = [
