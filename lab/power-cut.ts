@@ -124,7 +124,7 @@ export interface CutRecord {
   readonly bootedSlot: string | undefined;
   /**
    * GRUB found no slot that may boot and restarted with fresh tries on the way: with good images
-   * only, a write to the boot environment was lost with the power.
+   * only, that never happens while the boot environment is right.
    */
   readonly triesReset: boolean;
 }

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRollout } from '../../cli/rollout-client.ts';
-import { bootsIn } from '../../lab/console.ts';
+import { TRIES_RESET, bootsIn } from '../../lab/console.ts';
 import type { LabFleet } from '../../lab/fleet.ts';
 import {
   CUT_WINDOW,
@@ -46,8 +46,6 @@ const TIMEOUTS = { accept: '4m', write: '10m', reboot: '6m', health: '5m' };
 const BOOT_LIMIT_MS = 420_000;
 // The events after which the trial boot is not armed yet.
 const BEFORE_ARMING = new Set(['UpgradeCommandAccepted', 'ArtifactFetched', 'SlotWritten']);
-// The grub.cfg entry GRUB boots when no slot may boot (deploy/grub/grub.cfg).
-const TRIES_RESET = 'Booting `slotflow: no slot may boot';
 const TERMINAL = new Set(['UpgradeCommitted', 'NodeFellBack', 'UpgradeCommandRejected']);
 
 /** Node events as they arrive on NATS (re-sends after a cut included), per node. */
@@ -297,7 +295,7 @@ describe('vm lab - power cuts during upgrades', async () => {
         await writeFile(REPORT, JSON.stringify({ summary, upgrades }, null, 2) + '\n');
       }
       assert.equal(summary.unbootable, 0, 'every VM booted after every cut');
-      assert.equal(summary.triesReset, 0, 'no write to the boot environment was lost with the power');
+      assert.equal(summary.triesReset, 0, 'GRUB always found a slot that may boot');
       assert.ok(summary.cuts >= TARGET_CUTS, `${summary.cuts} cuts made, ${TARGET_CUTS} wanted`);
       for (const u of upgrades) {
         assert.deepEqual(u.missingEvents, [], `${u.vm} ${u.upgrade}: no event of the chain is lost`);
