@@ -168,3 +168,20 @@ export function eventsRecorded(runs: readonly RecordedRun[]): RecordedEvent[] {
   }
   return out;
 }
+
+/**
+ * Event ids the workflows recorded more than once (the stream would drop the repeats by id, so
+ * only the histories show them) and ids they recorded that the stream does not hold (lost).
+ */
+export function recordedAgainstStored(
+  runs: readonly RecordedRun[],
+  storedIds: Iterable<string>,
+): { twice: string[]; lost: string[] } {
+  const times = new Map<string, number>();
+  for (const e of eventsRecorded(runs)) times.set(e.id, (times.get(e.id) ?? 0) + 1);
+  const stored = new Set(storedIds);
+  return {
+    twice: [...times].filter(([, n]) => n > 1).map(([id, n]) => `${id} x${n}`),
+    lost: [...times.keys()].filter((id) => !stored.has(id)),
+  };
+}
