@@ -2,11 +2,14 @@
 // child it started (image build, node upgrades, rollbacks), read from the server; and what those
 // histories say the workflows sent. Counting here sees every command the workflows asked for,
 // where the command stream and the agents would hide a re-sent one (Nats-Msg-Id, nonces).
+import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import type { NatsConnection } from '@nats-io/nats-core';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { rolloutWorkflowId } from '../../workflows/definitions.ts';
+import { rolloutEvents } from './rollouts.ts';
 
 const { temporal } = proto;
 type History = proto.temporal.api.history.v1.IHistory;
@@ -184,4 +187,23 @@ export function recordedAgainstStored(
     twice: [...times].filter(([, n]) => n > 1).map(([id, n]) => `${id} x${n}`),
     lost: [...times.keys()].filter((id) => !stored.has(id)),
   };
+}
+
+/**
+ * A finished rollout's histories, checked against the event stream: every event its workflows
+ * recorded was recorded once and is stored. Returns the runs and the commands sent per node.
+ */
+export async function checkRolloutSends(
+  client: Client,
+  nc: NatsConnection,
+  rolloutId: string,
+): Promise<{ runs: RecordedRun[]; sent: Map<string, string[]> }> {
+  const runs = await rolloutHistories(client, rolloutId);
+  const stored = (await rolloutEvents(nc, rolloutId)).map((e) => e.event.id);
+  assert.deepEqual(
+    recordedAgainstStored(runs, stored),
+    { twice: [], lost: [] },
+    `${rolloutId}: every event the workflows recorded was recorded once and is stored`,
+  );
+  return { runs, sent: commandsPerNode(runs) };
 }
