@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from '@nats-io/nats-core';
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { rolloutWorkflowId } from '../../workflows/definitions.ts';
@@ -146,6 +146,15 @@ export function commandsPerNode(runs: readonly RecordedRun[]): Map<string, strin
   const out = new Map<string, string[]>();
   for (const c of commandsSent(runs)) out.set(c.nodeId, [...(out.get(c.nodeId) ?? []), c.type]);
   return out;
+}
+
+/** Activity types a workflow's latest run scheduled, in order. */
+export async function activitiesOf(handle: WorkflowHandle): Promise<string[]> {
+  const history = await handle.fetchHistory();
+  return (history.events ?? []).flatMap((e) => {
+    const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+    return name ? [name] : [];
+  });
 }
 
 /** An event a workflow recorded through the recordEvents activity. */

@@ -5,6 +5,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { openEventLog, type EventLog } from '../../eventlog/index.ts';
 import type { NodeUpgradeInput, nodeUpgradeWorkflow } from '../../workflows/node-upgrade.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { activitiesOf } from '../helpers/histories.ts';
 import { upgradeEvents } from '../helpers/node-events.ts';
 import { startNodeWorkflow, waitForPhase } from '../helpers/node-workflows.ts';
 
@@ -25,16 +26,6 @@ function startNode(
   timeouts: NodeUpgradeInput['timeouts'],
 ): Promise<WorkflowHandle<typeof nodeUpgradeWorkflow>> {
   return startNodeWorkflow(plane.client, { rolloutId, nodeId, digest, timeouts });
-}
-
-/** Activity types the workflow scheduled, in order. */
-async function activitiesOf(handle: WorkflowHandle): Promise<string[]> {
-  const history = await handle.fetchHistory();
-  return (history.events ?? []).flatMap((e) =>
-    e.activityTaskScheduledEventAttributes?.activityType?.name
-      ? [e.activityTaskScheduledEventAttributes.activityType.name]
-      : [],
-  );
 }
 
 test('node workflow - with NATS up, a node that stays silent still times out', async () => {
