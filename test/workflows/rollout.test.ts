@@ -377,6 +377,10 @@ test('rollout - pause mid-wave lets running nodes finish and starts no new one u
   const result = await handle.result();
   assert.equal(result.status, 'succeeded');
   assert.equal(result.counts.upgraded, 6);
+  const { sent } = await checkRolloutSends(plane.client, plane.nc, 'r-midwave');
+  assert.equal(sent.size, 6);
+  for (const [nodeId, commands] of sent)
+    assert.deepEqual(commands, ['Upgrade'], `${nodeId}: one command across pause and resume`);
 });
 
 test('rollout - a bad spec is refused before anything starts, naming the field', async () => {
