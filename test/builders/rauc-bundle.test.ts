@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BuildError } from '../../activities/builders/builder.ts';
@@ -12,6 +12,7 @@ import { createExt4Builder } from '../../activities/builders/rootfs.ts';
 import { execaRunner } from '../../runtime/runner.ts';
 import { RaucBundleRequest } from '../../schema/index.ts';
 import { createRaucPki, raucMissing } from '../agent/rauc-machine.ts';
+import { runCli } from '../helpers/cli.ts';
 
 const skip = (await raucMissing()) ?? false;
 const work = await mkdtemp(join(tmpdir(), 'slotflow-rauc-bundle-'));
@@ -86,6 +87,33 @@ for (const bundleFormat of ['verity', 'plain'] as const) {
     },
   );
 }
+
+test(
+  'rauc bundle - the self-signed pair of keys rauc-init signs bundles RAUC verifies with that certificate as keyring',
+  { skip },
+  async () => {
+    const out = join(work, 'trial-pair');
+    const made = await runCli(['keys', 'rauc-init', '--out', out, '--json'], { SLOTFLOW_HOME: work });
+    assert.equal(made.code, 0, made.stderr);
+    const pair = JSON.parse(made.stdout) as { created: boolean; cert: string; key: string };
+    assert.equal(pair.created, true);
+    assert.equal((await stat(pair.key)).mode & 0o777, 0o600);
+    const again = await runCli(['keys', 'rauc-init', '--out', out, '--json'], { SLOTFLOW_HOME: work });
+    assert.equal(
+      (JSON.parse(again.stdout) as { created: boolean }).created,
+      false,
+      'an existing pair is kept',
+    );
+    const { image, outDir } = await ext4Image('trial', '1.2.0');
+    const bundle = await wrapInRaucBundle(
+      { runner: execaRunner },
+      image,
+      { version: '1.2.0', outDir },
+      RaucBundleRequest.parse({ compatible: 'acme', cert: pair.cert, key: pair.key }),
+    );
+    assert.equal((await raucInfo(bundle.path, pair.cert)).version, '1.2.0');
+  },
+);
 
 test(
   'rauc bundle - a key that does not belong to the certificate, or a missing one, is a BuildError saying what to pass',
