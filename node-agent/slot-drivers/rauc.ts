@@ -200,6 +200,11 @@ export function createRaucSlotDriver(o: RaucSlotDriverOptions): SlotDriver {
       if (source.type !== 'file') {
         throw new SlotDriverError(`the rauc slot driver installs bundle files, got an ${source.type} image`);
       }
+      if (source.manifest.format !== 'rauc') {
+        throw new ArtifactInvalidError(
+          `the rauc slot driver installs RAUC bundles, image ${source.manifest.digest} is a bare ${source.manifest.format} image; build it with 'slotflow image build --format rauc'`,
+        );
+      }
       const v = await view();
       if (slot === v.booted)
         throw new SlotInUseError(`refusing to write slot ${slot}: the node booted from it`);

@@ -177,7 +177,7 @@ test(
 );
 
 test(
-  'rauc slot driver - RAUC refuses an untrusted, a tampered and a foreign bundle before writing anything',
+  'rauc slot driver - a bare image, and bundles untrusted, tampered or for another compatible, are refused before anything is written',
   { skip: raucSkip ?? false },
   async () => {
     await withRaucMachine(async (m) => {
@@ -188,7 +188,20 @@ test(
       const bytes = await readFile(tampered.source.path);
       bytes[20_000] = bytes[20_000]! ^ 0xff;
       await writeFile(tampered.source.path, bytes);
+      const bare = await imageFile(m.dir, '2.0.0');
       const before = { rauc: await m.raucStatus(), env: await m.grubEnv(), b: await readFile(m.devices.b) };
+      await assert.rejects(
+        m.driver.install(
+          'b',
+          { type: 'file', ...bare },
+          { version: '2.0.0', digest: bare.manifest.digest as Digest },
+        ),
+        (err: Error) =>
+          err instanceof ArtifactInvalidError &&
+          /installs RAUC bundles, image sha256:\w+ is a bare raw image; build it with 'slotflow image build --format rauc'/.test(
+            err.message,
+          ),
+      );
       for (const [img, reason] of [
         [
           untrusted,
