@@ -53,7 +53,7 @@ interface RaucView {
 
 /** RAUC's words for a bundle it will not install: these are about the bundle, not the machine. */
 const REFUSAL =
-  /signature|compatible|verif|manifest|bundle (is )?(invalid|corrupt)|not a (valid )?bundle|squashfs|hash/i;
+  /signature|compatible|verif|manifest|bundle (is )?(invalid|corrupt)|not a (valid )?bundle|hash/i;
 
 /**
  * RAUC A/B through the real `rauc`: `rauc install` writes the signed bundle into the slot RAUC
@@ -149,8 +149,12 @@ export function createRaucSlotDriver(o: RaucSlotDriverOptions): SlotDriver {
         `RAUC refused bundle ${bundle}: ${lastError}; sign it with a certificate the node's RAUC keyring trusts, for the compatible in its system.conf, and publish it unmodified`,
       );
     }
+    // A verity bundle is mounted through dm-verity: a kernel without device-mapper cannot.
+    const hint = /\/dev\/mapper|dm-verity|device.mapper/i.test(lastError ?? '')
+      ? '; this node has no device-mapper for verity bundles: enable dm-verity in its kernel, or build plain bundles (slotflow image build --format rauc --rauc-bundle-format plain)'
+      : '';
     throw new SlotDriverError(
-      `'${o.rauc} install ${bundle}' failed: ${lastError ?? result.failure ?? 'unknown error'}`,
+      `'${o.rauc} install ${bundle}' failed: ${lastError ?? result.failure ?? 'unknown error'}${hint}`,
     );
   }
 
@@ -172,7 +176,7 @@ export function createRaucSlotDriver(o: RaucSlotDriverOptions): SlotDriver {
         });
       }
       const v = await view();
-      if (v.ledger.trial === v.booted && v.primary !== v.booted) return; // a trial: never commit it here
+      if (v.ledger.trial === v.booted) return; // a trial the agent armed: never commit it here
       // The bootloader counts every boot (grub: X_TRY=1): the running committed slot confirms it,
       // as RAUC systems do with `rauc status mark-good` at boot, or the next boot passes it over.
       if (!v.good[v.booted]) await rauc('status', 'mark-good', 'booted');
@@ -212,7 +216,8 @@ export function createRaucSlotDriver(o: RaucSlotDriverOptions): SlotDriver {
       // RAUC writes the slot it picks: the other one of the booted slot's pair.
       await raucInstall(source.path);
       const after = await view();
-      if (after.versions[slot] !== opts.version) {
+      // Without a slot status (no statusfile, a raw slot) RAUC knows no version; the ledger records it.
+      if (after.versions[slot] !== undefined && after.versions[slot] !== opts.version) {
         throw new SlotDriverError(
           `rauc installed the bundle but reports version ${after.versions[slot] ?? '(none)'} in slot ${slot}, expected ${opts.version}; the bundle's manifest.raucm must carry the version the command names`,
         );

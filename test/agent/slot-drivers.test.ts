@@ -1,6 +1,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manifestOf } from '../../activities/builders/manifest.ts';
@@ -172,6 +172,34 @@ test(
       assert.equal((await m.raucStatus()).boot_primary, 'rootfs.1');
       await m.driver.activate('a');
       assert.equal((await m.raucStatus()).boot_primary, 'rootfs.0', 'rolled back through mark-active');
+    });
+  },
+);
+
+test(
+  'rauc slot driver - a verity bundle installs where the kernel has device-mapper, else the failure says to build plain bundles',
+  { skip: raucSkip ?? false },
+  async () => {
+    await withRaucMachine(async (m) => {
+      const img = await raucImage(m, '2.0.0', { bundleFormat: 'verity' });
+      const install = m.driver.install('b', img.source, { version: '2.0.0', digest: img.digest });
+      if (
+        await stat('/dev/mapper/control').then(
+          () => true,
+          () => false,
+        )
+      ) {
+        await install;
+        assert.equal((await m.driver.status()).slots.b?.version, '2.0.0');
+      } else {
+        await assert.rejects(
+          install,
+          (err: Error) =>
+            err instanceof SlotDriverError &&
+            /no device-mapper for verity bundles: .*--rauc-bundle-format plain/.test(err.message),
+        );
+        assert.equal((await m.driver.status()).slots.b, undefined);
+      }
     });
   },
 );
