@@ -21,9 +21,9 @@ import { writeDemoRootfs } from '../../demo/rootfs.ts';
 import { connectNats } from '../../runtime/nats.ts';
 import { loadConnectionConfig } from '../../runtime/config.ts';
 import { IMAGES_BUCKET } from '../../schema/index.ts';
-import { pickFreePorts } from '../../stack/index.ts';
 import { createRaucMachine, createRaucPki, raucMissing, type RaucMachine } from '../agent/rauc-machine.ts';
 import { runCli } from '../helpers/cli.ts';
+import { startE2eControlPlane, waitForFleet } from '../helpers/e2e-stack.ts';
 
 const skip = (await raucMissing()) ?? false;
 const COMPATIBLE = 'slotflow-e2e';
@@ -129,20 +129,7 @@ test(
   'e2e - a RAUC rollout: signed bundles installed, trial boots committed or marked bad through RAUC, bad bundles refused',
   { skip },
   async () => {
-    const [temporalPort, uiPort, natsPort] = await pickFreePorts(3);
-    const up = await runCli(
-      [
-        ...['stack', 'up', '--data-dir', stackDir(), '--temporal-port', String(temporalPort)],
-        ...['--ui-port', String(uiPort), '--nats-port', String(natsPort), '--json'],
-      ],
-      env,
-      600_000,
-    );
-    assert.equal(up.code, 0, up.stderr);
-    const status = await runCli(['stack', 'status', '--data-dir', stackDir(), '--json'], env);
-    Object.assign(env, (JSON.parse(status.stdout) as { env: Record<string, string> }).env);
-    assert.equal((await runCli(['keys', 'init'], env)).code, 0);
-    group.start('worker', ['worker'], env, join(home, 'worker.log'));
+    await startE2eControlPlane(stackDir(), env, group, home);
 
     const fleetPki = await createRaucPki(join(home, 'pki', 'fleet'), 'slotflow e2e fleet');
     const roguePki = await createRaucPki(join(home, 'pki', 'rogue'), 'rogue');
@@ -161,14 +148,7 @@ test(
       powerSupplies.push(powerSupply(m, nodeId, args));
     }
     const [good, bad] = machines as [RaucMachine, RaucMachine];
-    for (let i = 0; ; i++) {
-      const fleet = JSON.parse((await runCli(['fleet', '--json'], env)).stdout || '{"nodes":[]}') as {
-        nodes: unknown[];
-      };
-      if (fleet.nodes.length === 2) break;
-      assert.ok(i < 120, 'both agents registered');
-      await sleep(500);
-    }
+    await waitForFleet(env, 2);
 
     const build = async (version: string, pki: typeof fleetPki, compatible = COMPATIBLE) => {
       const rootfs = await writeDemoRootfs(join(home, `rootfs-${version}-${compatible}`), version);
