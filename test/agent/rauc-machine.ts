@@ -1,14 +1,16 @@
 // A RAUC A/B machine for the rauc slot driver's tests: Debian's real rauc (1.8) as a service on a
-// private D-Bus session bus, two file-backed raw slots, RAUC's grub backend over a real GRUB
+// private D-Bus session bus, configured by the project's deploy/rauc/system.conf with test files
+// in place of the devices: two file-backed slots, RAUC's grub backend over a real GRUB
 // environment block (edited by the real grub-editenv), and a test PKI made with openssl. Only the
 // bootloader and the kernel cannot run here: grubBoot() does what grub.cfg does at power-on, and
 // the service is restarted with --override-boot-slot, standing in for rauc.slot= on the kernel
 // command line.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { wrapInRaucBundle } from '../../activities/builders/rauc-bundle.ts';
 import { execaRunner, type Runner } from '../../runtime/runner.ts';
@@ -121,6 +123,33 @@ export interface RaucMachine {
   cleanup(): Promise<void>;
 }
 
+const DEPLOYED_SYSTEM_CONF = fileURLToPath(new URL('../../deploy/rauc/system.conf', import.meta.url));
+
+/** The system.conf the project ships (deploy/rauc/system.conf), with this machine's files in it. */
+async function testSystemConf(m: {
+  compatible: string;
+  envFile: string;
+  dir: string;
+  keyring: string;
+  devices: { a: string; b: string };
+}): Promise<string> {
+  const swaps: [string, string][] = [
+    ['compatible=slotflow-node', `compatible=${m.compatible}`],
+    ['grubenv=/boot/efi/grubenv', `grubenv=${m.envFile}`],
+    ['statusfile=/var/lib/rauc/central.raucs', `statusfile=${join(m.dir, 'central.raucs')}`],
+    ['path=/etc/rauc/keyring.pem', `path=${m.keyring}`],
+    ['device=/dev/disk/by-partlabel/root-a', `device=${m.devices.a}`],
+    ['device=/dev/disk/by-partlabel/root-b', `device=${m.devices.b}`],
+  ];
+  let text = await readFile(DEPLOYED_SYSTEM_CONF, 'utf8');
+  for (const [from, to] of swaps) {
+    if (!text.includes(from))
+      throw new Error(`${DEPLOYED_SYSTEM_CONF} no longer has '${from}'; update the test machine`);
+    text = text.replace(from, to);
+  }
+  return text;
+}
+
 /** Slot files are sparse; big enough for the ext4 images the builders make in tests. */
 const SLOT_BYTES = 256 * 1024 * 1024;
 
@@ -143,30 +172,7 @@ export async function createRaucMachine(o: {
     await writeFile(device, '');
     await truncate(device, o.slotBytes ?? SLOT_BYTES);
   }
-  await writeFile(
-    conf,
-    [
-      '[system]',
-      `compatible=${compatible}`,
-      'bootloader=grub',
-      `grubenv=${envFile}`,
-      `statusfile=${join(dir, 'central.raucs')}`,
-      '',
-      '[keyring]',
-      `path=${o.keyring}`,
-      '',
-      '[slot.rootfs.0]',
-      `device=${devices.a}`,
-      'type=raw',
-      'bootname=A',
-      '',
-      '[slot.rootfs.1]',
-      `device=${devices.b}`,
-      'type=raw',
-      'bootname=B',
-      '',
-    ].join('\n'),
-  );
+  await writeFile(conf, await testSystemConf({ compatible, envFile, dir, keyring: o.keyring, devices }));
 
   const bus = spawn(
     'dbus-daemon',
