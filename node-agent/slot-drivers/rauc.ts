@@ -62,13 +62,14 @@ const REFUSAL =
  * each slot holds all come from `rauc status`. The agent keeps only what RAUC cannot know: the
  * trial it armed and not yet committed, the version of the slot installed before RAUC (first
  * boot), and the slotflow digest of each bundle it installed. With RAUC's grub backend and the
- * project's grub.cfg (RAUC's documented one) a trial gets one try, so it is one-shot.
+ * project's grub.cfg (RAUC's GRUB protocol) a trial gets one try, so it is one-shot.
  */
 export function createRaucSlotDriver(o: RaucSlotDriverOptions): SlotDriver {
   const tool = createTool(o.runner, o.timeoutMs);
   const rauc = (...args: string[]) => tool(o.rauc, args);
 
-  async function view(): Promise<RaucView> {
+  /** RAUC's view of the slot pair, from `rauc status --detailed`. */
+  async function raucView(): Promise<Omit<RaucView, 'ledger'>> {
     const out = await rauc('status', '--detailed', '--output-format=json');
     let raw: unknown;
     try {
@@ -109,15 +110,13 @@ export function createRaucSlotDriver(o: RaucSlotDriverOptions): SlotDriver {
     }
     const primaryName = parsed.data.boot_primary;
     const primary = primaryName === names.a ? 'a' : primaryName === names.b ? 'b' : null;
-    return {
-      names: names as Record<Slot, string>,
-      booted,
-      primary,
-      good,
-      versions,
-      ledger: await requireLedger(o.ledgerFile),
-    };
+    return { names: names as Record<Slot, string>, booted, primary, good, versions };
   }
+
+  const view = async (): Promise<RaucView> => ({
+    ...(await raucView()),
+    ledger: await requireLedger(o.ledgerFile),
+  });
 
   /** What `slot` holds: RAUC's bundle version, else the first-boot version the agent recorded. */
   function imageOf(v: RaucView, slot: Slot): SlotInfo | undefined {
@@ -165,10 +164,7 @@ export function createRaucSlotDriver(o: RaucSlotDriverOptions): SlotDriver {
 
     async init(initialVersion) {
       if (!(await readLedger(o.ledgerFile))) {
-        const out = await rauc('status', '--output-format=json');
-        const booted = slotOfBootname(String((JSON.parse(out) as { booted?: unknown }).booted));
-        if (!booted)
-          throw new SlotDriverError(`rauc status names no booted slot A or B: ${out.slice(0, 200)}`);
+        const { booted } = await raucView();
         await writeLedger(o.ledgerFile, {
           v: 1,
           images: { [booted]: { version: initialVersion } },
