@@ -9,10 +9,11 @@ import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ArtifactManifest, IMAGES_BUCKET, type ImageRequest, type ImageSource } from '../schema/index.ts';
 import type { Runner } from '../runtime/runner.ts';
-import { BuildError, type ImageBuilder } from './builders/builder.ts';
+import { BuildError, type BuildOutput, type ImageBuilder } from './builders/builder.ts';
 import { createContainerfileBuilder } from './builders/containerfile.ts';
 import { DEFAULT_CHUNK_SIZE, manifestOf } from './builders/manifest.ts';
 import { pinOciReference } from './builders/oci.ts';
+import { wrapInRaucBundle, type RaucBundleOutput } from './builders/rauc-bundle.ts';
 import { createExt4Builder, createSquashfsBuilder } from './builders/rootfs.ts';
 
 // The pure-JS hash is ~4x slower than node:crypto for the object store's digest.
@@ -85,13 +86,18 @@ export function createImageActivities(deps: ImageActivityDeps) {
       const outDir = join(deps.buildsDir, input.buildId);
       await mkdir(outDir, { recursive: true });
       try {
+        const rauc = input.request.rauc;
         const out = await heartbeatWhile(
-          builder.build({
-            source: input.request.path,
-            version: input.version,
-            outDir,
-            format: input.request.type === 'rootfs' ? input.request.format : 'ext4',
-          }),
+          builder
+            .build({
+              source: input.request.path,
+              version: input.version,
+              outDir,
+              format: input.request.type === 'rootfs' ? input.request.format : 'ext4',
+            })
+            .then((image): Promise<BuildOutput | RaucBundleOutput> | BuildOutput =>
+              rauc ? wrapInRaucBundle(deps, image, { version: input.version, outDir }, rauc) : image,
+            ),
         );
         const manifest = await manifestOf(
           out.path,

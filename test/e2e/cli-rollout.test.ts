@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createProcessGroup, type ProcessGroup } from '../../demo/processes.ts';
 import { writeDemoRootfs } from '../../demo/rootfs.ts';
-import { pickFreePorts } from '../../stack/index.ts';
 import { isAlive } from '../../stack/pids.ts';
 import { runCli } from '../helpers/cli.ts';
+import { startE2eControlPlane, waitForFleet } from '../helpers/e2e-stack.ts';
 
 let home: string;
 let env: Record<string, string>;
@@ -29,38 +29,7 @@ after(async () => {
 });
 
 test('e2e - from stack up to finished rollouts, driven only through the CLI', async () => {
-  const [temporalPort, uiPort, natsPort] = await pickFreePorts(3);
-  const up = await runCli(
-    [
-      'stack',
-      'up',
-      '--data-dir',
-      stackDir(),
-      '--temporal-port',
-      String(temporalPort),
-      '--ui-port',
-      String(uiPort),
-      '--nats-port',
-      String(natsPort),
-      '--json',
-    ],
-    env,
-    600_000,
-  );
-  assert.equal(up.code, 0, up.stderr);
-  const status = await runCli(['stack', 'status', '--data-dir', stackDir(), '--json'], env);
-  assert.equal(status.code, 0, status.stderr);
-  const stack = JSON.parse(status.stdout) as {
-    healthy: boolean;
-    env: Record<string, string>;
-    temporal: { pid: number };
-    nats: { pid: number };
-  };
-  assert.equal(stack.healthy, true);
-  Object.assign(env, stack.env);
-
-  assert.equal((await runCli(['keys', 'init'], env)).code, 0);
-  group.start('worker', ['worker'], env, join(home, 'worker.log'));
+  const stack = await startE2eControlPlane(stackDir(), env, group, home);
   for (const [i, nodeId] of ['e2e-1', 'e2e-2', 'e2e-3', 'e2e-4'].entries()) {
     const args = [
       'agent',
@@ -82,14 +51,7 @@ test('e2e - from stack up to finished rollouts, driven only through the CLI', as
     if (nodeId === 'e2e-4') args.push('--health-check', 'app-ready=false');
     group.start(nodeId, args, env, join(home, `${nodeId}.log`));
   }
-  for (let i = 0; ; i++) {
-    const fleet = JSON.parse((await runCli(['fleet', '--json'], env)).stdout || '{"nodes":[]}') as {
-      nodes: { nodeId: string }[];
-    };
-    if (fleet.nodes.length === 4) break;
-    assert.ok(i < 120, 'four agents registered');
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await waitForFleet(env, 4);
 
   const rootfs = await writeDemoRootfs(join(home, 'rootfs'), '2.0.0');
   const built = await runCli(
