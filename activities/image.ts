@@ -8,13 +8,14 @@ import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ArtifactManifest, IMAGES_BUCKET, type ImageRequest, type ImageSource } from '../schema/index.ts';
 import type { Runner } from '../runtime/runner.ts';
-import { BuildError, type ImageBuilder } from './builders/builder.ts';
+import { BuildError, type BuildOutput, type ImageBuilder } from './builders/builder.ts';
 import { createContainerfileBuilder } from './builders/containerfile.ts';
 import { DEFAULT_CHUNK_SIZE, manifestOf, sha256Of } from './builders/manifest.ts';
 import { formatOciReference, parseOciReference, pinOciReference } from './builders/oci.ts';
 import { createOciBuilder } from './builders/oci-convert.ts';
 import { imageFromRootfs, pushImage, type PushedImage } from './builders/oci-push.ts';
 import { fetchManifest } from './builders/oci-registry.ts';
+import { wrapInRaucBundle, type RaucBundleOutput } from './builders/rauc-bundle.ts';
 import { createExt4Builder, createSquashfsBuilder } from './builders/rootfs.ts';
 
 // The pure-JS hash is ~4x slower than node:crypto for the object store's digest.
@@ -101,13 +102,18 @@ export function createImageActivities(deps: ImageActivityDeps) {
       const outDir = join(deps.buildsDir, input.buildId);
       await mkdir(outDir, { recursive: true });
       try {
+        const rauc = input.request.type === 'oci' ? undefined : input.request.rauc;
         const out = await heartbeatWhile(
-          builder.build({
-            source,
-            version: input.version,
-            outDir,
-            format: input.request.type === 'containerfile' ? 'ext4' : input.request.format,
-          }),
+          builder
+            .build({
+              source,
+              version: input.version,
+              outDir,
+              format: input.request.type === 'containerfile' ? 'ext4' : input.request.format,
+            })
+            .then((image): Promise<BuildOutput | RaucBundleOutput> | BuildOutput =>
+              rauc ? wrapInRaucBundle(deps, image, { version: input.version, outDir }, rauc) : image,
+            ),
         );
         const manifest = await manifestOf(
           out.path,
@@ -119,7 +125,7 @@ export function createImageActivities(deps: ImageActivityDeps) {
           path: out.path,
           builder: out.builder,
           hostTaskQueue: deps.hostTaskQueue,
-          ...(out.containerImage ? { containerImage: out.containerImage } : {}),
+          ...('containerImage' in out && out.containerImage ? { containerImage: out.containerImage } : {}),
         };
       } catch (err) {
         throw buildFailure(err);

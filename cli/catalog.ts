@@ -60,6 +60,11 @@ export const CATALOG: readonly CatalogEntry[] = [
     async () => (await import('./commands/keys.ts')).keysInit,
   ),
   entry(
+    'keys rauc-init',
+    'create a self-signed key and certificate to sign RAUC bundles in trials',
+    async () => (await import('./commands/keys.ts')).keysRaucInit,
+  ),
+  entry(
     'image build',
     'build a slot image from a rootfs or Containerfile and publish it to the object store',
     async () => (await import('./commands/image.ts')).imageBuild,

@@ -4,6 +4,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /** The marker the guest's /sbin/init prints once per boot. */
 export const BOOT_MARKER = /slotflow-lab: booted slot (\w+)/g;
 
+/**
+ * What GRUB prints when it boots deploy/grub/grub.cfg's entry for "no slot may boot": every slot
+ * had used its try and none was committed; it resets the tries and restarts.
+ */
+export const TRIES_RESET = 'Booting `slotflow: no slot may boot';
+
 /** One boot seen on a console: the slot it came up on and where in the log it began. */
 export interface ConsoleBoot {
   readonly slot: string;

@@ -122,6 +122,11 @@ export interface CutRecord {
   readonly bootSeconds: number;
   /** The slot the guest came up on after the cut; undefined when it never reached userspace. */
   readonly bootedSlot: string | undefined;
+  /**
+   * GRUB found no slot that may boot and restarted with fresh tries on the way: with good images
+   * only, that never happens while the boot environment is right.
+   */
+  readonly triesReset: boolean;
 }
 
 /** How one upgrade of a campaign ended. */
@@ -150,6 +155,7 @@ export function summarize(upgrades: readonly UpgradeRecord[], seed: number) {
     committed: upgrades.filter((u) => u.outcome === 'committed').length,
     fellBack: upgrades.filter((u) => u.outcome === 'fell-back').length,
     unbootable: cuts.filter((c) => c.bootedSlot === undefined).length,
+    triesReset: cuts.filter((c) => c.triesReset).length,
     lostEvents: upgrades.reduce((n, u) => n + u.missingEvents.length, 0),
     wrongSlot: upgrades.filter((u) => u.finalSlot !== u.expectedSlot).length,
     maxBootSeconds: Math.max(0, ...cuts.map((c) => c.bootSeconds)),

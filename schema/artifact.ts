@@ -19,8 +19,8 @@ export const ArtifactManifest = z
     digest: Digest,
     /** Total bytes. */
     size: z.number().int().nonnegative(),
-    /** Filesystem of the image. */
-    format: z.enum(['ext4', 'squashfs', 'raw']),
+    /** Filesystem of the image, or `rauc`: a signed RAUC bundle holding it. */
+    format: z.enum(['ext4', 'squashfs', 'raw', 'rauc']),
     /** The OS version the image carries (what nodes report after booting it). */
     version: z.string().min(1).max(128),
     /** Size of every chunk but the last. */

@@ -5,6 +5,38 @@ import { Selector } from './labels.ts';
 import { Threshold } from './threshold.ts';
 import { Waves } from './waves.ts';
 
+const oneLine = (what: string) =>
+  z
+    .string()
+    .min(1, `expected ${what}`)
+    .regex(/^[^\n\r]*$/, `expected ${what} on one line`);
+
+/**
+ * Wrap the built slot image in a RAUC bundle signed with the operator's X.509 key, for nodes
+ * whose `rauc` slot driver installs it with `rauc install`. The paths are read on the worker
+ * that builds.
+ */
+export const RaucBundleRequest = z
+  .object({
+    /** Must equal the `compatible` of the nodes' /etc/rauc/system.conf, or RAUC refuses the bundle. */
+    compatible: oneLine('the compatible string of the target system.conf, e.g. acme-gateway'),
+    /** Signing certificate (PEM); the nodes' RAUC keyring must trust it. */
+    cert: oneLine('the path of the signing certificate (PEM)'),
+    /** Its private key (PEM). */
+    key: oneLine('the path of the signing key (PEM)'),
+    /** Intermediate certificate(s) between the keyring's CA and the signing certificate (PEM). */
+    intermediate: oneLine('the path of an intermediate certificate (PEM)').optional(),
+    /** `verity` (RAUC's default since 1.5, checked block by block) or `plain` (for RAUC before 1.5). */
+    bundleFormat: z.enum(['verity', 'plain']).default('verity'),
+    /** The slot class the image is for (`[slot.<class>.N]` in system.conf). */
+    slotClass: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/, 'expected a slot class such as rootfs')
+      .default('rootfs'),
+  })
+  .strict();
+export type RaucBundleRequest = z.infer<typeof RaucBundleRequest>;
+
 /** What to roll out: an image to build from a rootfs or Containerfile, or one already built. */
 export const ImageRequest = z.discriminatedUnion('type', [
   z.object({
@@ -12,8 +44,15 @@ export const ImageRequest = z.discriminatedUnion('type', [
     /** Directory holding the root filesystem to pack into a slot image. */
     path: z.string().min(1),
     format: z.enum(['ext4', 'squashfs']).default('ext4'),
+    /** Wrap the image in a signed RAUC bundle. */
+    rauc: RaucBundleRequest.optional(),
   }),
-  z.object({ type: z.literal('containerfile'), path: z.string().min(1) }),
+  z.object({
+    type: z.literal('containerfile'),
+    path: z.string().min(1),
+    /** Wrap the image in a signed RAUC bundle. */
+    rauc: RaucBundleRequest.optional(),
+  }),
   z.object({
     type: z.literal('oci'),
     reference: z.string().min(1, 'expected an OCI reference such as registry/repo:tag@sha256:…'),

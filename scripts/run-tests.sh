@@ -7,6 +7,9 @@
 #   cut off there exits non-zero (124), never green.
 set -euo pipefail
 [ "$#" -gt 0 ] || { echo "usage: scripts/run-tests.sh FILE.test.ts..." >&2; exit 2; }
+# The tests run their TypeScript directly, which needs the Node node-env.sh puts first on PATH.
+# shellcheck source=node-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/node-env.sh"
 exec timeout --kill-after=30s "${SLOTFLOW_SUITE_LIMIT:-60m}" \
   node --disable-warning=ExperimentalWarning --test --test-force-exit \
   --test-concurrency="${SLOTFLOW_TEST_CONCURRENCY:-2}" \

@@ -3,6 +3,8 @@
 # squashfs-tools (mksquashfs), buildah (Containerfile builds), skopeo and umoci (pulling and
 # unpacking OCI images), docker-registry (the stack's OCI registry), chromium (the Temporal UI check),
 # grub-common (grub-editenv for the grub slot driver, grub-script-check for deploy/grub/grub.cfg),
+# rauc (bundles for `image build --format rauc`, and the rauc slot driver's tests, whose RAUC
+# service runs on a private bus started by dbus-daemon from dbus),
 # and for the VM lab (lab/): QEMU, OVMF, GRUB's EFI build, sfdisk, FAT tools, socat (QEMU's guest
 # forwards), a static busybox and the Debian kernel the guests boot.
 # Installed with apt-get when missing and we are root; otherwise we say what is missing.
@@ -27,6 +29,9 @@ declare -A PACKAGE_OF=(
   [grub-editenv]=grub-common
   [grub-script-check]=grub-common
   [socat]=socat
+  [rauc]=rauc
+  [dbus-daemon]=dbus
+  [openssl]=openssl
 )
 
 # Files (not commands) the VM lab reads, and the package that installs each.

@@ -54,6 +54,11 @@ export function createSlotDriver(
         bootId,
       });
     case 'rauc':
-      return createRaucSlotDriver({ tool, rauc: config.tools.rauc, ledgerFile: paths.slotLedger });
+      return createRaucSlotDriver({
+        runner,
+        rauc: config.tools.rauc,
+        timeoutMs: config.tools.timeout,
+        ledgerFile: paths.slotLedger,
+      });
   }
 }

@@ -28,6 +28,36 @@ export async function editenv(file: string, ...args: string[]): Promise<string> 
   return result.stdout;
 }
 
+/**
+ * What deploy/grub/grub.cfg does at power-on over a GRUB environment block, with grub-editenv
+ * standing in for GRUB's own load_env/save_env: the first slot in ORDER that may boot (OK=1)
+ * and has its try left (TRY=0) uses the try and boots. With no slot left it gives the OK slots
+ * their tries back and starts over, as grub.cfg's fallback entry does. Returns the boot name.
+ */
+export async function grubBoot(envFile: string): Promise<'A' | 'B'> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    // grub.cfg's defaults for a block without state, then load_env.
+    const vars = {
+      ORDER: 'A B',
+      A_OK: '1',
+      B_OK: '0',
+      A_TRY: '0',
+      B_TRY: '0',
+      ...parseEditenvList(await editenv(envFile, 'list')),
+    };
+    const pick = vars.ORDER.split(' ').find(
+      (name) => (name === 'A' || name === 'B') && vars[`${name}_OK`] === '1' && vars[`${name}_TRY`] !== '1',
+    ) as 'A' | 'B' | undefined;
+    if (pick) {
+      await editenv(envFile, 'set', `${pick}_TRY=1`); // save_env before the kernel starts
+      return pick;
+    }
+    const reset = (['A', 'B'] as const).filter((n) => vars[`${n}_OK`] === '1').map((n) => `${n}_TRY=0`);
+    if (reset.length > 0) await editenv(envFile, 'set', ...reset);
+  }
+  throw new Error('no slot may boot even with fresh tries (both slots have OK=0)');
+}
+
 export interface GrubMachine {
   readonly dir: string;
   readonly envFile: string;
@@ -36,11 +66,7 @@ export interface GrubMachine {
   readonly driver: SlotDriver;
   /** The environment block's variables, as grub-editenv lists them. */
   env(): Promise<Record<string, string>>;
-  /**
-   * Power-on up to the kernel: what grub.cfg does, with grub-editenv standing in for GRUB's own
-   * load_env/save_env. Returns the boot name it booted; with no slot left it resets the tries
-   * and restarts, as grub.cfg's fallback entry does.
-   */
+  /** Power-on up to the kernel (grubBoot), which then runs with `rauc.slot=` of the slot it booted. */
   bootloader(): Promise<'A' | 'B'>;
   /** A full reboot: the bootloader, then the agent's start on the booted system (driver.init). */
   reboot(): Promise<void>;
@@ -72,22 +98,9 @@ export async function createGrubMachine(initialVersion = '1.0.0'): Promise<GrubM
   const env = async () => parseEditenvList(await editenv(envFile, 'list'));
 
   async function bootloader(): Promise<'A' | 'B'> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      // grub.cfg's defaults for a block without state, then load_env.
-      const vars = { ORDER: 'A B', A_OK: '1', B_OK: '0', A_TRY: '0', B_TRY: '0', ...(await env()) };
-      const pick = vars.ORDER.split(' ').find(
-        (name) => (name === 'A' || name === 'B') && vars[`${name}_OK`] === '1' && vars[`${name}_TRY`] !== '1',
-      ) as 'A' | 'B' | undefined;
-      if (pick) {
-        await editenv(envFile, 'set', `${pick}_TRY=1`); // save_env before the kernel starts
-        await writeFile(cmdline, kernelArgs(pick));
-        return pick;
-      }
-      // No slot may boot: the fallback entry gives OK slots their tries back and reboots.
-      const reset = (['A', 'B'] as const).filter((n) => vars[`${n}_OK`] === '1').map((n) => `${n}_TRY=0`);
-      if (reset.length > 0) await editenv(envFile, 'set', ...reset);
-    }
-    throw new Error('no slot may boot even with fresh tries (both slots have OK=0)');
+    const pick = await grubBoot(envFile);
+    await writeFile(cmdline, kernelArgs(pick));
+    return pick;
   }
 
   return {

@@ -73,6 +73,23 @@ test('cli - bad flags and values exit 2 with what to fix', async () => {
   assert.match(pushDigest.stderr, /--push: expected REPO\[:TAG\] .*a digest is what the push yields/);
 });
 
+test('cli - image build --format rauc needs the compatible, certificate and key, and --rauc-* flags need it', async () => {
+  const build = ['image', 'build', '--rootfs', '/tmp', '--version', '2.0.0'];
+  const missing = await runCli([...build, '--format', 'rauc', '--rauc-compatible', 'acme']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /--format rauc signs a RAUC bundle: give --rauc-cert, --rauc-key/);
+  const stray = await runCli([...build, '--rauc-cert', 'c.pem']);
+  assert.equal(stray.code, 2);
+  assert.match(stray.stderr, /--rauc-cert only applies to --format rauc, got --format ext4/);
+  const format = await runCli([
+    ...build,
+    ...['--format', 'rauc', '--rauc-compatible', 'acme', '--rauc-cert', 'c', '--rauc-key', 'k'],
+    ...['--rauc-bundle-format', 'casync'],
+  ]);
+  assert.equal(format.code, 2);
+  assert.match(format.stderr, /--rauc-bundle-format: .*expected one of "verity"\|"plain"/);
+});
+
 test('cli - an unreachable Temporal says what to do', async () => {
   const r = await runCli(['rollout', 'list'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
   assert.equal(r.code, 1);

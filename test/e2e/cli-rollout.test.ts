@@ -10,7 +10,7 @@ import { createProcessGroup, type ProcessGroup } from '../../demo/processes.ts';
 import { writeDemoRootfs } from '../../demo/rootfs.ts';
 import { isAlive } from '../../stack/pids.ts';
 import { runCli } from '../helpers/cli.ts';
-import { cliFleetUp, cliStackUp } from '../helpers/cli-fleet.ts';
+import { startE2eControlPlane, waitForFleet } from '../helpers/e2e-stack.ts';
 
 let home: string;
 let env: Record<string, string>;
@@ -29,17 +29,29 @@ after(async () => {
 });
 
 test('e2e - from stack up to finished rollouts, driven only through the CLI', async () => {
-  const stack = await cliStackUp(stackDir(), env);
-  await cliFleetUp(
-    home,
-    env,
-    group,
-    ['e2e-1', 'e2e-2', 'e2e-3', 'e2e-4'].map((nodeId, i) => ({
+  const stack = await startE2eControlPlane(stackDir(), env, group, home);
+  for (const [i, nodeId] of ['e2e-1', 'e2e-2', 'e2e-3', 'e2e-4'].entries()) {
+    const args = [
+      'agent',
+      '--node-id',
       nodeId,
-      labels: `site=e2e,slot=${i}`,
-      ...(nodeId === 'e2e-4' ? { extra: ['--health-check', 'app-ready=false'] } : {}),
-    })),
-  );
+      '--data-dir',
+      join(home, 'agents', nodeId),
+      '--labels',
+      `site=e2e,slot=${i}`,
+      '--slot-driver',
+      'file',
+      '--reboot',
+      'simulate',
+      '--trusted-keys',
+      join(home, 'keys'),
+      '--initial-version',
+      '1.0.0',
+    ];
+    if (nodeId === 'e2e-4') args.push('--health-check', 'app-ready=false');
+    group.start(nodeId, args, env, join(home, `${nodeId}.log`));
+  }
+  await waitForFleet(env, 4);
 
   const rootfs = await writeDemoRootfs(join(home, 'rootfs'), '2.0.0');
   const built = await runCli(

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createProcessGroup, type ProcessGroup } from '../../demo/processes.ts';
 import { runCli } from '../helpers/cli.ts';
-import { cliFleetUp, cliStackUp } from '../helpers/cli-fleet.ts';
+import { startE2eControlPlane, waitForFleet } from '../helpers/e2e-stack.ts';
 import {
   readFromExt4,
   removePulledImages,
@@ -81,17 +81,18 @@ async function bootedSlotImage(nodeId: string): Promise<string> {
 }
 
 test('e2e oci - pushed images rolled out by digest and by tag; a wrong digest refused', async () => {
-  const stack = await cliStackUp(stackDir(), env);
+  const stack = await startE2eControlPlane(stackDir(), env, group, home);
   assert.ok(stack.registry, 'the stack runs a registry');
   registry = stack.registry.address;
   assert.equal(env['SLOTFLOW_REGISTRY'], registry);
   const nodes = ['oci-1', 'oci-2'];
-  await cliFleetUp(
-    home,
-    env,
-    group,
-    nodes.map((nodeId, i) => ({ nodeId, labels: `site=oci,slot=${i}` })),
-  );
+  for (const [i, nodeId] of nodes.entries()) {
+    const args = ['agent', '--node-id', nodeId, '--data-dir', join(home, 'agents', nodeId)];
+    args.push('--labels', `site=oci,slot=${i}`, '--slot-driver', 'file', '--reboot', 'simulate');
+    args.push('--trusted-keys', join(home, 'keys'), '--initial-version', '1.0.0');
+    group.start(nodeId, args, env, join(home, `${nodeId}.log`));
+  }
+  await waitForFleet(env, nodes.length);
 
   // A rootfs pushed as a one-layer image, then a Containerfile whose RUN step builds on it.
   const rootfs = await writeBusyboxRootfs(join(home, 'base'), '3.0.0');

@@ -10,6 +10,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { Msg } from '@nats-io/nats-core';
 import { ensureStreams } from '../../eventlog/index.ts';
 import { agentBundle } from '../../lab/agent-bundle.ts';
+import { TRIES_RESET } from '../../lab/console.ts';
 import { buildLabDisk, cloneDisk, startVm, type LabVm } from '../../lab/index.ts';
 import { labMissing } from './lab-missing.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
@@ -28,8 +29,8 @@ describe('vm lab - the agent in a VM', async () => {
   });
 
   test(
-    'the agent boots with its slot and registers through the forwarded NATS address',
-    { skip: missing, timeout: 360_000 },
+    'the agent boots with its slot, survives a power cut right after it starts, and registers through the forwarded NATS address',
+    { skip: missing, timeout: 720_000 },
     async () => {
       nats = await startNats();
       const nc = await nats.connect();
@@ -58,7 +59,22 @@ describe('vm lab - the agent in a VM', async () => {
       });
       const booted = await vm.waitFor(/slotflow-lab: booted slot A/, { timeoutMs: 90_000 });
       const bootSeconds = (Date.now() - started) / 1000;
-      await vm.waitFor(/"msg":"connected to NATS"/, { offset: booted.offset, timeoutMs: 240_000 });
+      // GRUB used slot A's try for this boot; the agent gives it back at start. A power cut just
+      // after must not undo that, or the next boot finds no slot that may boot.
+      await vm.waitFor(/"msg":"confirmed the boot of the committed slot"/, {
+        offset: booted.offset,
+        timeoutMs: 240_000,
+      });
+      await vm.powerCut();
+      const offset = (await vm.console()).length;
+      await vm.powerOn();
+      const rebooted = await vm.waitFor(/slotflow-lab: booted slot (\w+)/, { offset, timeoutMs: 300_000 });
+      assert.equal(rebooted.match[1], 'A');
+      assert.ok(
+        !(await vm.console()).slice(offset).includes(TRIES_RESET),
+        'GRUB found slot A with its try after the power cut',
+      );
+      await vm.waitFor(/"msg":"connected to NATS"/, { offset: rebooted.offset, timeoutMs: 240_000 });
       let timer: NodeJS.Timeout | undefined;
       const msg = await Promise.race([
         registered,

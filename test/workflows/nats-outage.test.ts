@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { openEventLog, type EventLog } from '../../eventlog/index.ts';
-import { TASK_QUEUE, nodeProgressQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { NodeUpgradeInput, nodeUpgradeWorkflow } from '../../workflows/node-upgrade.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { activitiesOf } from '../helpers/histories.ts';
 import { upgradeEvents } from '../helpers/node-events.ts';
+import { startNodeWorkflow, waitForPhase } from '../helpers/node-workflows.ts';
 
 let plane: ControlPlane;
 let log: EventLog;
@@ -24,47 +25,7 @@ function startNode(
   nodeId: string,
   timeouts: NodeUpgradeInput['timeouts'],
 ): Promise<WorkflowHandle<typeof nodeUpgradeWorkflow>> {
-  return plane.client.workflow.start<typeof nodeUpgradeWorkflow>('nodeUpgradeWorkflow', {
-    workflowId: nodeWorkflowId(rolloutId, nodeId),
-    taskQueue: TASK_QUEUE,
-    args: [
-      {
-        rolloutId,
-        nodeId,
-        wave: 0,
-        kind: 'upgrade',
-        image: { type: 'oci', reference: 'registry.example/os:2.0.0', digest, version: '2.0.0' },
-        manifestDigest: digest,
-        timeouts,
-      },
-    ],
-  });
-}
-
-/** Polls the node workflow's progress query until the predicate holds. */
-async function waitForPhase(
-  handle: WorkflowHandle<typeof nodeUpgradeWorkflow>,
-  predicate: (phase: string) => boolean,
-  timeoutMs = 30_000,
-): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let phase = '';
-  while (Date.now() < deadline) {
-    phase = (await handle.query(nodeProgressQuery).catch(() => undefined))?.phase ?? phase;
-    if (predicate(phase)) return phase;
-    await sleep(150);
-  }
-  throw new Error(`node workflow ${handle.workflowId} did not reach the expected phase; last: ${phase}`);
-}
-
-/** Activity types the workflow scheduled, in order. */
-async function activitiesOf(handle: WorkflowHandle): Promise<string[]> {
-  const history = await handle.fetchHistory();
-  return (history.events ?? []).flatMap((e) =>
-    e.activityTaskScheduledEventAttributes?.activityType?.name
-      ? [e.activityTaskScheduledEventAttributes.activityType.name]
-      : [],
-  );
+  return startNodeWorkflow(plane.client, { rolloutId, nodeId, digest, timeouts });
 }
 
 test('node workflow - with NATS up, a node that stays silent still times out', async () => {

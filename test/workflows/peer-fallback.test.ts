@@ -9,6 +9,7 @@ import { openEventLog, type EventLog } from '../../eventlog/index.ts';
 import { nodeProgressQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { NodeUpgradeResult } from '../../workflows/node-upgrade.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { activitiesOf } from '../helpers/histories.ts';
 import { upgradeEvents } from '../helpers/node-events.ts';
 import { waitForStatus } from '../helpers/rollouts.ts';
 
@@ -69,15 +70,6 @@ async function waitForPhase(
     await sleep(150);
   }
   throw new Error(`${nodeId} did not reach "${phase}"; last: "${last}"`);
-}
-
-async function activitiesOf(handle: WorkflowHandle): Promise<string[]> {
-  const history = await handle.fetchHistory();
-  return (history.events ?? []).flatMap((e) =>
-    e.activityTaskScheduledEventAttributes?.activityType?.name
-      ? [e.activityTaskScheduledEventAttributes.activityType.name]
-      : [],
-  );
 }
 
 test('peer fallback - a silent peer-to-peer node listed in the plan is waited for and ends upgraded; others time out', async () => {

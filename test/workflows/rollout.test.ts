@@ -19,6 +19,7 @@ import {
 import type { rolloutWorkflow } from '../../workflows/rollout.ts';
 import type { LegacyRolloutState } from '../../workflows/rollout-state.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { checkRolloutSends } from '../helpers/histories.ts';
 import { makeRootfs, publishImage, rolloutEvents, waitForStatus } from '../helpers/rollouts.ts';
 import { startSimulatedFleet, type SimulatedFleet, type SimulatedNodeSpec } from '../../simulator/fleet.ts';
 
@@ -71,7 +72,11 @@ test('rollout - three waves over six nodes complete, each node upgraded once, ev
     [1, 2, 3],
   );
   assert.equal(result.counts.upgraded, 6);
+  // Sent commands are counted in the histories: the stream and the nodes would drop a re-sent one.
+  const { sent } = await checkRolloutSends(plane.client, plane.nc, 'r-waves');
+  assert.equal(sent.size, 6);
   for (const [nodeId, commands] of f.received) {
+    assert.deepEqual(sent.get(nodeId), ['Upgrade'], `the workflows sent ${nodeId} one command`);
     assert.equal(commands.length, 1, `${nodeId} received ${commands.length} commands`);
     assert.equal(f.versions.get(nodeId), '2.1.0');
   }
@@ -158,8 +163,15 @@ test('rollout - a long rollout continues as new and still finishes every node on
   assert.ok(result.run > 1, `continued as new (${result.run} runs)`);
   assert.equal(result.counts.upgraded, 8);
   for (const commands of f.received.values()) assert.equal(commands.length, 1);
-  const ids = (await rolloutEvents(plane.nc, 'r-can')).map((e) => e.event.id);
-  assert.equal(new Set(ids).size, ids.length, 'event ids stay unique across runs');
+  // Across runs: an event id recorded again by a later run would be dropped by the stream, so the
+  // histories are what show each id recorded once (and every one stored).
+  const { runs, sent } = await checkRolloutSends(plane.client, plane.nc, 'r-can');
+  assert.ok(runs.filter((r) => r.workflowType === 'rolloutWorkflow').length > 1, 'every run was read');
+  assert.deepEqual(
+    [...sent].sort(),
+    [...f.received.keys()].map((nodeId) => [nodeId, ['Upgrade']]).sort(),
+    'one command sent per node across runs',
+  );
 });
 
 test('rollout - a failing canary with on-failure rollback ends rolled-back, touched nodes back on the old version', async () => {
@@ -185,6 +197,10 @@ test('rollout - a failing canary with on-failure rollback ends rolled-back, touc
     f.received.get('beta-1')?.map((c) => c.type),
     ['Upgrade', 'Rollback'],
   );
+  const { sent } = await checkRolloutSends(plane.client, plane.nc, 'r-rollback');
+  assert.deepEqual(sent.get('beta-1'), ['Upgrade', 'Rollback'], 'beta-1: one upgrade, one rollback sent');
+  assert.deepEqual(sent.get('beta-2'), ['Upgrade'], 'beta-2 fell back on its own: nothing more sent');
+  assert.deepEqual([...sent.keys()].sort(), ['beta-1', 'beta-2'], 'the second wave was sent nothing');
   const types = (await rolloutEvents(plane.nc, 'r-rollback')).map((e) => e.event.type);
   assert.ok(types.indexOf('WaveGateFailed') < types.indexOf('RolloutRolledBack'));
   assert.equal(types.at(-1), 'RolloutCompleted');
@@ -319,6 +335,11 @@ test('rollout - a run continued from the older whole-view carried state goes on 
   );
   assert.deepEqual(result.counts, { targets: 3, upgraded: 3, failed: 0, running: 0, pending: 0, skipped: 0 });
   assert.deepEqual(f.received.get('eta-1') ?? [], [], 'the canary is not upgraded again');
+  const { sent } = await checkRolloutSends(plane.client, plane.nc, 'r-legacy');
+  assert.deepEqual([...sent].sort(), [
+    ['eta-2', ['Upgrade']],
+    ['eta-3', ['Upgrade']],
+  ]);
   assert.equal(f.versions.get('eta-3'), '2.0.0');
   const own = (await rolloutEvents(plane.nc, 'r-legacy'))
     .map((e) => e.event.id)
@@ -356,6 +377,10 @@ test('rollout - pause mid-wave lets running nodes finish and starts no new one u
   const result = await handle.result();
   assert.equal(result.status, 'succeeded');
   assert.equal(result.counts.upgraded, 6);
+  const { sent } = await checkRolloutSends(plane.client, plane.nc, 'r-midwave');
+  assert.equal(sent.size, 6);
+  for (const [nodeId, commands] of sent)
+    assert.deepEqual(commands, ['Upgrade'], `${nodeId}: one command across pause and resume`);
 });
 
 test('rollout - a bad spec is refused before anything starts, naming the field', async () => {

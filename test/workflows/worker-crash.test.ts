@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startRollout } from '../../cli/rollout-client.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { checkRolloutSends, eventsRecorded } from '../helpers/histories.ts';
 import { publishImage, rolloutEvents, waitForStatus } from '../helpers/rollouts.ts';
 import { startSimulatedFleet, type SimulatedFleet } from '../../simulator/fleet.ts';
 
@@ -71,7 +72,13 @@ test('worker crash - SIGKILL mid-wave and a restart: the rollout completes and n
   const result = await handle.result();
   assert.equal(result.status, 'succeeded');
   assert.equal(result.counts.upgraded, 8);
+  // Counted where the workflows decided to send or record, not where they arrived: the command
+  // stream drops a re-sent command id, the nodes refuse a replayed one, and the event stream drops
+  // a re-recorded event id, so a replay that repeated a step would not show downstream.
+  const { runs, sent } = await checkRolloutSends(plane.client, plane.nc, 'r-crash');
+  assert.deepEqual([...sent.keys()].sort(), [...f.received.keys()].sort(), 'every node was sent a command');
   for (const [nodeId, commands] of f.received) {
+    assert.deepEqual(sent.get(nodeId), ['Upgrade'], `the workflows sent ${nodeId} exactly one command`);
     assert.deepEqual(
       commands.map((c) => c.type),
       ['Upgrade'],
@@ -80,8 +87,11 @@ test('worker crash - SIGKILL mid-wave and a restart: the rollout completes and n
     const steps: string[] = f.steps.get(commands[0]!.commandId) ?? [];
     assert.equal(new Set(steps).size, steps.length, `${nodeId} performed no step twice: ${steps.join(',')}`);
   }
-  const finished = (await rolloutEvents(plane.nc, 'r-crash')).filter(
-    (e) => e.event.type === 'NodeUpgradeFinished',
+  const finished = eventsRecorded(runs).filter((e) => e.type === 'NodeUpgradeFinished');
+  assert.equal(finished.length, 8, 'one NodeUpgradeFinished recorded per node');
+  assert.equal(
+    (await rolloutEvents(plane.nc, 'r-crash')).filter((e) => e.event.type === 'NodeUpgradeFinished').length,
+    8,
+    'one NodeUpgradeFinished stored per node',
   );
-  assert.equal(finished.length, 8, 'one NodeUpgradeFinished per node, no duplicates');
 });

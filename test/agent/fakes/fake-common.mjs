@@ -1,5 +1,5 @@
 /* global process, setInterval */
-// Shared by the recording fakes of kairos-agent, grub2-editenv and rauc: every call is appended
+// Shared by the recording fakes of kairos-agent and grub2-editenv: every call is appended
 // to <state>/calls.jsonl; a file <state>/fail-<word> or <state>/hang-<word> makes the first call
 // whose arguments contain <word> fail (exit 1) or hang.
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';

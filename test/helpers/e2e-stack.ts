@@ -1,0 +1,60 @@
+// The control plane of an end-to-end test, brought up as an operator would: `slotflow stack up`
+// on free ports (the OCI registry too), `keys init`, a worker; then the wait until the agents have registered.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ProcessGroup } from '../../demo/processes.ts';
+import { pickFreePorts } from '../../stack/index.ts';
+import { runCli } from './cli.ts';
+
+/** What `slotflow stack status --json` reports. */
+export interface E2eStack {
+  healthy: boolean;
+  env: Record<string, string>;
+  temporal: { pid: number };
+  nats: { pid: number };
+  registry?: { pid: number; address: string };
+}
+
+/**
+ * Starts the stack under `stackDir`, adds its connection settings to `env`, creates the control
+ * plane's keys under SLOTFLOW_HOME and starts a worker in `group` (its log in `logDir`).
+ */
+export async function startE2eControlPlane(
+  stackDir: string,
+  env: Record<string, string>,
+  group: ProcessGroup,
+  logDir: string,
+): Promise<E2eStack> {
+  const [temporalPort, uiPort, natsPort, registryPort] = await pickFreePorts(4);
+  const up = await runCli(
+    [
+      ...['stack', 'up', '--data-dir', stackDir, '--temporal-port', String(temporalPort)],
+      ...['--ui-port', String(uiPort), '--nats-port', String(natsPort)],
+      ...['--registry-port', String(registryPort), '--json'],
+    ],
+    env,
+    600_000,
+  );
+  assert.equal(up.code, 0, up.stderr);
+  const status = await runCli(['stack', 'status', '--data-dir', stackDir, '--json'], env);
+  assert.equal(status.code, 0, status.stderr);
+  const stack = JSON.parse(status.stdout) as E2eStack;
+  assert.equal(stack.healthy, true);
+  Object.assign(env, stack.env);
+  assert.equal((await runCli(['keys', 'init'], env)).code, 0);
+  group.start('worker', ['worker'], env, join(logDir, 'worker.log'));
+  return stack;
+}
+
+/** Waits until `slotflow fleet` lists `count` nodes (about a minute at most). */
+export async function waitForFleet(env: Record<string, string>, count: number): Promise<void> {
+  for (let i = 0; ; i++) {
+    const fleet = JSON.parse((await runCli(['fleet', '--json'], env)).stdout || '{"nodes":[]}') as {
+      nodes: unknown[];
+    };
+    if (fleet.nodes.length === count) return;
+    assert.ok(i < 120, `${count} agents registered (${fleet.nodes.length} so far)`);
+    await sleep(500);
+  }
+}
