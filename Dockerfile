@@ -5,9 +5,9 @@
 FROM node:24-bookworm-slim
 
 # e2fsprogs and squashfs-tools: the image builder writes slot images with `mkfs.ext4 -d` and
-# `mksquashfs`. ca-certificates: TLS to NATS and Temporal when they are configured for it.
+# `mksquashfs`; skopeo and umoci pull and unpack OCI images into slot images. ca-certificates: TLS to NATS and Temporal when they are configured for it.
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends ca-certificates e2fsprogs squashfs-tools \
+  && apt-get install -y --no-install-recommends ca-certificates e2fsprogs squashfs-tools skopeo umoci \
   && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -38,5 +38,39 @@ export function createFleetActivities({ log, kv }: { log: EventLog; kv: KV }) {
       }
       return { targets, skipped };
     },
+
+    /**
+     * What the nodes the selector matches install: `file` when one declares a slot-image driver
+     * (file, grub, rauc), `oci` when one declares Kairos or does not say (agents before the
+     * declaration took OCI references as they came); `ociOnly` names nodes that declared Kairos.
+     */
+    async imageKindsWanted(input: {
+      selector: SelectorTerm[];
+    }): Promise<{ file: boolean; oci: boolean; ociOnly: string[] }> {
+      const projection = await catchUp(await loadProjection(kv), log);
+      const wanted = { file: false, oci: false, ociOnly: [] as string[] };
+      for (const node of projection.nodes.values()) {
+        if (!selectorMatches(input.selector, node.labels)) continue;
+        if (node.installs?.includes('file')) wanted.file = true;
+        if (!node.installs || node.installs.includes('oci')) wanted.oci = true;
+        if (node.installs && !node.installs.includes('file')) wanted.ociOnly.push(node.nodeId);
+      }
+      wanted.ociOnly.sort();
+      return wanted;
+    },
+
+    /** The slot image an earlier rollout converted this OCI digest into, per its ImageConverted event. */
+    async findConvertedImage(input: {
+      ociDigest: string;
+      format: 'ext4' | 'squashfs';
+    }): Promise<{ digest: string; rolloutId: string } | undefined> {
+      const projection = await catchUp(await loadProjection(kv), log);
+      for (const rollout of projection.rollouts.values()) {
+        const c = rollout.converted;
+        if (c && c.ociDigest === input.ociDigest && c.format === input.format && rollout.imageDigest)
+          return { digest: rollout.imageDigest, rolloutId: rollout.rolloutId };
+      }
+      return undefined;
+    },
   };
 }

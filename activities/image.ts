@@ -1,5 +1,4 @@
 import { createReadStream } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -11,8 +10,11 @@ import { ArtifactManifest, IMAGES_BUCKET, type ImageRequest, type ImageSource } 
 import type { Runner } from '../runtime/runner.ts';
 import { BuildError, type BuildOutput, type ImageBuilder } from './builders/builder.ts';
 import { createContainerfileBuilder } from './builders/containerfile.ts';
-import { DEFAULT_CHUNK_SIZE, manifestOf } from './builders/manifest.ts';
-import { pinOciReference } from './builders/oci.ts';
+import { DEFAULT_CHUNK_SIZE, manifestOf, sha256Of } from './builders/manifest.ts';
+import { formatOciReference, parseOciReference, pinOciReference } from './builders/oci.ts';
+import { createOciBuilder } from './builders/oci-convert.ts';
+import { imageFromRootfs, pushImage, type PushedImage } from './builders/oci-push.ts';
+import { fetchManifest } from './builders/oci-registry.ts';
 import { wrapInRaucBundle, type RaucBundleOutput } from './builders/rauc-bundle.ts';
 import { createExt4Builder, createSquashfsBuilder } from './builders/rootfs.ts';
 
@@ -26,12 +28,32 @@ export const ImageErrorType = {
   notFound: 'ImageNotFound',
 } as const;
 
+/** What the image build workflow builds: a rootfs, a Containerfile, or a pinned OCI image to convert. */
+export type BuildRequest =
+  | Extract<ImageRequest, { type: 'rootfs' | 'containerfile' }>
+  | { type: 'oci'; reference: string; format: 'ext4' | 'squashfs' };
+
+/** What `image build --push` pushes: the Containerfile build's image, or a rootfs packed as one layer. */
+export type PushSource = { type: 'container'; image: string } | { type: 'rootfs'; path: string };
+
+function buildFailure(err: unknown): unknown {
+  if (!(err instanceof BuildError)) return err;
+  return ApplicationFailure.create({
+    type: ImageErrorType.buildFailed,
+    message: err.message,
+    nonRetryable: true,
+    cause: err,
+  });
+}
+
 /** A built image on this worker's disk; `hostTaskQueue` routes the publish step to this host. */
 export interface BuiltImage {
   manifest: ArtifactManifest;
   path: string;
   builder: string;
   hostTaskQueue: string;
+  /** The container image a Containerfile build left in local storage, for a push. */
+  containerImage?: string;
 }
 
 export interface ImageActivityDeps {
@@ -46,16 +68,6 @@ async function openImages(nc: NatsConnection): Promise<ObjectStore> {
   return new Objm(nc).create(IMAGES_BUCKET, { description: 'slotflow slot images, named by sha256 digest' });
 }
 
-async function sha256OfStream(stream: ReadableStream<Uint8Array>): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const piece of stream as unknown as AsyncIterable<Uint8Array>) {
-    hash.update(piece);
-    size += piece.length;
-  }
-  return { digest: `sha256:${hash.digest('hex')}`, size };
-}
-
 function heartbeatWhile<T>(work: Promise<T>): Promise<T> {
   const timer = setInterval(() => Context.current().heartbeat(), 5000);
   return work.finally(() => clearInterval(timer));
@@ -63,37 +75,41 @@ function heartbeatWhile<T>(work: Promise<T>): Promise<T> {
 
 /** Image activities: build from a rootfs or Containerfile, pin an OCI reference, publish and verify. */
 export function createImageActivities(deps: ImageActivityDeps) {
-  const builders: Record<'rootfs-ext4' | 'rootfs-squashfs' | 'containerfile', ImageBuilder> = {
+  const builders: Record<'rootfs-ext4' | 'rootfs-squashfs' | 'containerfile' | 'oci', ImageBuilder> = {
     'rootfs-ext4': createExt4Builder(deps),
     'rootfs-squashfs': createSquashfsBuilder(deps),
     containerfile: createContainerfileBuilder(deps),
+    oci: createOciBuilder(deps),
   };
 
   return {
     /** Builds a slot image and hashes it into a chunk manifest. */
     async buildImage(input: {
       buildId: string;
-      request: Extract<ImageRequest, { type: 'rootfs' | 'containerfile' }>;
+      request: BuildRequest;
       version: string;
       chunkSize?: number;
     }): Promise<BuiltImage> {
       const builder =
         input.request.type === 'containerfile'
           ? builders.containerfile
-          : input.request.format === 'squashfs'
-            ? builders['rootfs-squashfs']
-            : builders['rootfs-ext4'];
+          : input.request.type === 'oci'
+            ? builders.oci
+            : input.request.format === 'squashfs'
+              ? builders['rootfs-squashfs']
+              : builders['rootfs-ext4'];
+      const source = input.request.type === 'oci' ? input.request.reference : input.request.path;
       const outDir = join(deps.buildsDir, input.buildId);
       await mkdir(outDir, { recursive: true });
       try {
-        const rauc = input.request.rauc;
+        const rauc = input.request.type === 'oci' ? undefined : input.request.rauc;
         const out = await heartbeatWhile(
           builder
             .build({
-              source: input.request.path,
+              source,
               version: input.version,
               outDir,
-              format: input.request.type === 'rootfs' ? input.request.format : 'ext4',
+              format: input.request.type === 'containerfile' ? 'ext4' : input.request.format,
             })
             .then((image): Promise<BuildOutput | RaucBundleOutput> | BuildOutput =>
               rauc ? wrapInRaucBundle(deps, image, { version: input.version, outDir }, rauc) : image,
@@ -104,17 +120,54 @@ export function createImageActivities(deps: ImageActivityDeps) {
           { format: out.format, version: input.version },
           input.chunkSize ?? DEFAULT_CHUNK_SIZE,
         );
-        return { manifest, path: out.path, builder: out.builder, hostTaskQueue: deps.hostTaskQueue };
+        return {
+          manifest,
+          path: out.path,
+          builder: out.builder,
+          hostTaskQueue: deps.hostTaskQueue,
+          ...('containerImage' in out && out.containerImage ? { containerImage: out.containerImage } : {}),
+        };
       } catch (err) {
-        if (err instanceof BuildError) {
-          throw ApplicationFailure.create({
-            type: ImageErrorType.buildFailed,
-            message: err.message,
-            nonRetryable: true,
-            cause: err,
-          });
+        throw buildFailure(err);
+      }
+    },
+
+    /**
+     * Pins an OCI reference: a tag is resolved to the digest of the manifest it names now; a
+     * digest is checked against the manifest the registry serves. Refused before anything is sent.
+     */
+    async resolveOciImage(input: { reference: string }): Promise<{ reference: string; digest: string }> {
+      try {
+        const ref = parseOciReference(input.reference, process.env['SLOTFLOW_REGISTRY']);
+        const fetched = await fetchManifest(ref);
+        return {
+          reference: formatOciReference({ ...ref, digest: fetched.digest }, 'pinned'),
+          digest: fetched.digest,
+        };
+      } catch (err) {
+        throw buildFailure(err);
+      }
+    },
+
+    /** Pushes the built image (or the rootfs as a one-layer image) to a registry; returns the pinned reference. */
+    async pushOciImage(input: {
+      buildId: string;
+      source: PushSource;
+      destination: string;
+    }): Promise<PushedImage> {
+      try {
+        if (input.source.type === 'container')
+          return await heartbeatWhile(pushImage(deps.runner, input.source.image, input.destination));
+        // A rootfs becomes a one-layer image only for the push; local storage keeps nothing.
+        const tag = `localhost/slotflow-push:${input.buildId.toLowerCase()}`;
+        const image = await imageFromRootfs(deps.runner, input.source.path, tag);
+        try {
+          return await heartbeatWhile(pushImage(deps.runner, image, input.destination));
+        } finally {
+          await deps.runner.run('buildah', ['rmi', image], { timeoutMs: 60_000 });
         }
-        throw err;
+      } catch (err) {
+        throw buildFailure(err);
       }
     },
 
@@ -160,7 +213,7 @@ export function createImageActivities(deps: ImageActivityDeps) {
           type: ImageErrorType.notFound,
           message: `object ${name} vanished after publish`,
         });
-      const back = await heartbeatWhile(sha256OfStream(read.data));
+      const back = await heartbeatWhile(sha256Of(read.data as unknown as AsyncIterable<Uint8Array>));
       if (back.digest !== input.manifest.digest || back.size !== input.manifest.size) {
         await os.delete(name).catch(() => undefined);
         throw ApplicationFailure.create({

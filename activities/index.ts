@@ -37,7 +37,7 @@ export function createActivities(deps: ActivityDeps) {
 
 /** Activity signatures, imported by workflows as a type only. */
 export type Activities = ReturnType<typeof createActivities>;
-export type { BuiltImage } from './image.ts';
+export type { BuildRequest, BuiltImage, PushSource } from './image.ts';
 export type { Target } from './fleet.ts';
 export type { CommandRequest } from './commands.ts';
 export type { JetStreamReach } from './connectivity.ts';

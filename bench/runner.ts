@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { defaultProvisionDeps } from '../stack/index.ts';
 import { eventLogPublishBench } from './event-log-publish.ts';
+import { ociConvertBench } from './oci-convert.ts';
 import { agentBench, p2pBench } from './external.ts';
 import { Figure, notMeasured } from './figure.ts';
 import { describeMachine } from './machine.ts';
@@ -30,6 +31,7 @@ export const BENCHES: readonly BenchModule[] = [
   projectorKvBench,
   agentBench,
   p2pBench,
+  ociConvertBench,
   rolloutBench,
   vmUpgradeBench,
 ];
@@ -54,6 +56,7 @@ const ORDER = [
   'p2p-origin-egress',
   'p2p-chunk-transfer',
   'p2p-gossip-p99',
+  'oci-convert',
   'vm-upgrade-overhead',
 ];
 

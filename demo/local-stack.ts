@@ -18,7 +18,9 @@ export async function ensureLocalStack(
 ): Promise<DemoStack> {
   let status = await stackStatus(stackDir);
   if (!status.up || !status.healthy) {
-    say(`starting the local stack in ${stackDir} (Temporal dev server + JetStream nats-server)…`);
+    say(
+      `starting the local stack in ${stackDir} (Temporal dev server, JetStream nats-server, OCI registry)…`,
+    );
     await stackUp({ dataDir: stackDir });
     status = await stackStatus(stackDir);
   }

@@ -42,6 +42,7 @@ export function reduceNode(node: NodeView | undefined, event: NodeEvent, seq: nu
       mode: node?.mode ?? 'nats',
       // The latest registration describes the agent as it runs now: no peer id, no binding.
       peerId: event.peerId,
+      installs: event.installs,
       registeredAt: node?.registeredAt ?? event.at,
       lastSeenAt: event.at,
       previousVersion: node?.previousVersion,
@@ -135,6 +136,10 @@ export function reduceRollout(
       break;
     case 'ImagePublished':
       next.imageDigest = event.digest;
+      break;
+    case 'ImageConverted':
+      next.imageDigest = event.digest;
+      next.converted = { reference: event.reference, ociDigest: event.ociDigest, format: event.format };
       break;
     case 'TargetsResolved':
       next.targets = [...event.nodeIds];

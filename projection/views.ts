@@ -29,6 +29,8 @@ export interface NodeView {
   mode: 'nats' | 'p2p';
   /** The agent's libp2p peer id from its latest registration; signed plans pin the node to it. */
   peerId?: string | undefined;
+  /** What the node's slot driver installs, from its latest registration (older agents do not say). */
+  installs?: ('file' | 'oci')[] | undefined;
   registeredAt: string;
   lastSeenAt: string;
   /** The version before the newest committed upgrade, what a rollback returns to. */
@@ -66,6 +68,8 @@ export interface RolloutView {
   status: RolloutStatus;
   version: string;
   imageDigest?: string | undefined;
+  /** The OCI image this rollout's slot image was converted from, when it was. */
+  converted?: { reference: string; ociDigest: string; format: 'ext4' | 'squashfs' } | undefined;
   waves: WaveView[];
   /** Plan as given: waves text, concurrency and failure policy. */
   policy: { waves: string; maxUnavailable: number; onFailure: 'pause' | 'rollback'; approveWaves: boolean };

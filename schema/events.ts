@@ -67,6 +67,18 @@ export const ImagePublished = rolloutEvent('ImagePublished', {
   digest: Digest,
   bucket: z.string(),
   object: z.string(),
+  /** The OCI image pushed alongside (`image build --push`): its digest-pinned reference. */
+  pushed: z.object({ reference: z.string().min(1), digest: Digest }).optional(),
+});
+/** An OCI image was turned into a slot image; the same OCI digest and format is not converted again. */
+export const ImageConverted = rolloutEvent('ImageConverted', {
+  /** Digest-pinned reference the image was pulled from. */
+  reference: z.string().min(1),
+  /** The OCI manifest digest. */
+  ociDigest: Digest,
+  /** The slot image's digest (published in the object store). */
+  digest: Digest,
+  format: z.enum(['ext4', 'squashfs']),
 });
 export const TargetsResolved = rolloutEvent('TargetsResolved', {
   nodeIds,
@@ -116,6 +128,8 @@ export const NodeRegistered = nodeEvent('NodeRegistered', {
   activeSlot: Slot,
   agentVersion: z.string(),
   peerId: z.string().optional(),
+  /** What the node's slot driver installs: slot image files, OCI references (Kairos), or both. */
+  installs: z.array(z.enum(['file', 'oci'])).optional(),
 });
 export const NodeHeartbeat = nodeEvent('NodeHeartbeat', {
   version,
@@ -186,6 +200,7 @@ export const RolloutEvent = z.discriminatedUnion('type', [
   RolloutStarted,
   ImageBuilt,
   ImagePublished,
+  ImageConverted,
   TargetsResolved,
   WaveStarted,
   WaveGatePassed,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages slotflow's builders and tests use: e2fsprogs (mkfs.ext4 -d, debugfs),
-# squashfs-tools (mksquashfs), buildah (Containerfile builds), chromium (the Temporal UI check),
+# squashfs-tools (mksquashfs), buildah (Containerfile builds), skopeo and umoci (pulling and
+# unpacking OCI images), docker-registry (the stack's OCI registry), chromium (the Temporal UI check),
 # grub-common (grub-editenv for the grub slot driver, grub-script-check for deploy/grub/grub.cfg),
 # rauc (bundles for `image build --format rauc`, and the rauc slot driver's tests, whose RAUC
 # service runs on a private bus started by dbus-daemon from dbus),
@@ -16,6 +17,9 @@ declare -A PACKAGE_OF=(
   [debugfs]=e2fsprogs
   [mksquashfs]=squashfs-tools
   [buildah]=buildah
+  [skopeo]=skopeo
+  [umoci]=umoci
+  [docker-registry]=docker-registry
   [chromium]=chromium
   [qemu-system-x86_64]=qemu-system-x86
   [sfdisk]=fdisk

@@ -24,6 +24,14 @@ export {
   probeNatsHealthz,
   type NatsServerOptions,
 } from './nats-server.ts';
+export {
+  probeRegistry,
+  REGISTRY_BINARY,
+  registryAddress,
+  registryConfig,
+  registryServerSpec,
+  type RegistryOptions,
+} from './registry.ts';
 export { cacheBinDir, defaultStackDir, slotflowCache, slotflowHome } from './paths.ts';
 export { isRunningBinary, terminate, StopOutcome } from './pids.ts';
 export { assertPortsFree, pickFreePorts, type PortClaim } from './ports.ts';
@@ -44,6 +52,7 @@ export {
   stackStatus,
   stackEnv,
   type NatsStatus,
+  type RegistryStatus,
   type StackEnv,
   type StackStatus,
   type TemporalStatus,

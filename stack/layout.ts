@@ -6,6 +6,7 @@ export const stackDefaults = {
   temporalPort: 7233,
   uiPort: 8233,
   natsPort: 4322,
+  registryPort: 5322,
   namespace: 'default',
 } as const;
 
@@ -16,5 +17,7 @@ export function stackLayout(dataDir: string) {
     temporalLog: join(dataDir, 'temporal.log'),
     natsStore: join(dataDir, 'jetstream'),
     natsLog: join(dataDir, 'nats.log'),
+    registryDir: join(dataDir, 'registry'),
+    registryLog: join(dataDir, 'registry.log'),
   };
 }

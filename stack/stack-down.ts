@@ -4,7 +4,7 @@ import { readRecord, removeRecord } from './state.ts';
 
 /** What happened to one recorded server. */
 export interface StoppedServer {
-  readonly name: 'temporal' | 'nats';
+  readonly name: 'temporal' | 'nats' | 'registry';
   readonly pid: number;
   /** `pid-reused`: the pid now belongs to another program, which was left alone. */
   readonly outcome: StopOutcome | 'pid-reused';
@@ -22,7 +22,7 @@ const GRACE_MS = 10_000;
 
 /**
  * Stops exactly the processes `stack up` recorded, after checking each pid still runs the
- * recorded binary, then removes the record. Data (SQLite, JetStream store) is kept.
+ * recorded binary, then removes the record. Data (SQLite, JetStream store, registry blobs) is kept.
  */
 export async function stackDown(dataDir: string, log: Logger): Promise<StackDownResult> {
   const record = await readRecord(dataDir);
@@ -30,6 +30,9 @@ export async function stackDown(dataDir: string, log: Logger): Promise<StackDown
   const servers = [
     { name: 'temporal', pid: record.temporal.pid, binary: record.temporal.binary },
     { name: 'nats', pid: record.nats.pid, binary: record.nats.binary },
+    ...(record.registry
+      ? [{ name: 'registry', pid: record.registry.pid, binary: record.registry.binary } as const]
+      : []),
   ] as const;
   const stopped = await Promise.all(
     servers.map(async ({ name, pid, binary }): Promise<StoppedServer> => {

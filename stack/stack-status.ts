@@ -1,5 +1,6 @@
 import { isRunningBinary } from './pids.ts';
 import { natsHealthUrl, natsUrl, probeJetStream, probeNatsHealthz } from './nats-server.ts';
+import { probeRegistry, registryAddress } from './registry.ts';
 import { readRecord, type StackRecord } from './state.ts';
 import { probeHttp, probeTemporal, temporalAddress, temporalUiUrl } from './temporal-server.ts';
 
@@ -8,6 +9,18 @@ export interface StackEnv {
   readonly TEMPORAL_ADDRESS: string;
   readonly TEMPORAL_NAMESPACE: string;
   readonly NATS_URL: string;
+  /** `host:port` of the stack's OCI registry, when it runs one. */
+  readonly SLOTFLOW_REGISTRY?: string;
+}
+
+/** Health of the OCI registry: `healthy` when `GET /v2/` answers 200. */
+export interface RegistryStatus {
+  readonly address: string;
+  readonly pid: number;
+  readonly healthy: boolean;
+  readonly problems: string[];
+  readonly logFile: string;
+  readonly dataDir: string;
 }
 
 /** Health of the Temporal dev server: `healthy` when the namespace answers and the UI serves. */
@@ -41,6 +54,8 @@ export type StackStatus =
       readonly healthy: boolean;
       readonly temporal: TemporalStatus;
       readonly nats: NatsStatus;
+      /** Absent when the stack runs no registry (its binary was missing at `stack up`). */
+      readonly registry?: RegistryStatus;
       readonly env: StackEnv;
     };
 
@@ -50,6 +65,7 @@ export function stackEnv(record: StackRecord): StackEnv {
     TEMPORAL_ADDRESS: temporalAddress(record.temporal),
     TEMPORAL_NAMESPACE: record.temporal.namespace,
     NATS_URL: natsUrl(record.nats),
+    ...(record.registry ? { SLOTFLOW_REGISTRY: registryAddress(record.registry) } : {}),
   };
 }
 
@@ -93,11 +109,35 @@ async function natsStatus(record: StackRecord): Promise<NatsStatus> {
   return { url, monitor, pid: n.pid, healthy, problems, logFile: n.logFile };
 }
 
+async function registryStatus(r: NonNullable<StackRecord['registry']>): Promise<RegistryStatus> {
+  const address = registryAddress(r);
+  const problems: string[] = [];
+  if (!(await isRunningBinary(r.pid, r.binary))) {
+    problems.push(`process ${r.pid} (${r.binary}) is not running; see ${r.logFile}`);
+  } else {
+    await check(problems, `GET http://${address}/v2/`, () => probeRegistry(address));
+  }
+  const healthy = problems.length === 0;
+  return { address, pid: r.pid, healthy, problems, logFile: r.logFile, dataDir: r.dataDir };
+}
+
 /** Checks each server the stack record names: process, client protocol and (Temporal) the UI. */
 export async function stackStatus(dataDir: string): Promise<StackStatus> {
   const record = await readRecord(dataDir);
   if (!record) return { up: false, dataDir };
-  const [temporal, nats] = await Promise.all([temporalStatus(record), natsStatus(record)]);
-  const healthy = temporal.healthy && nats.healthy;
-  return { up: true, dataDir, healthy, temporal, nats, env: stackEnv(record) };
+  const [temporal, nats, registry] = await Promise.all([
+    temporalStatus(record),
+    natsStatus(record),
+    record.registry ? registryStatus(record.registry) : undefined,
+  ]);
+  const healthy = temporal.healthy && nats.healthy && (registry?.healthy ?? true);
+  return {
+    up: true,
+    dataDir,
+    healthy,
+    temporal,
+    nats,
+    ...(registry ? { registry } : {}),
+    env: stackEnv(record),
+  };
 }

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { access, constants, mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -13,6 +13,7 @@ import {
 import { stackDefaults, stackLayout } from './layout.ts';
 import { createLogger } from '../runtime/log.ts';
 import { natsServerSpec } from './nats-server.ts';
+import { REGISTRY_BINARY, registryServerSpec } from './registry.ts';
 import { isRunningBinary, signal } from './pids.ts';
 import { assertPortsFree, pickFreePorts } from './ports.ts';
 import {
@@ -22,7 +23,14 @@ import {
   type LaunchedServer,
   type ServerSpec,
 } from './server-process.ts';
-import { readRecord, writeRecord, type NatsRecord, type StackRecord, type TemporalRecord } from './state.ts';
+import {
+  readRecord,
+  writeRecord,
+  type NatsRecord,
+  type RegistryRecord,
+  type StackRecord,
+  type TemporalRecord,
+} from './state.ts';
 import { temporalServerSpec } from './temporal-server.ts';
 
 /** What `slotflow stack up` was asked for; unset ports fall back to the record, then defaults. */
@@ -31,16 +39,21 @@ export interface StackUpOptions {
   readonly temporalPort?: number;
   readonly uiPort?: number;
   readonly natsPort?: number;
+  readonly registryPort?: number;
+  /** The registry binary (default Debian's `/usr/bin/docker-registry`); without one the stack runs no registry. */
+  readonly registryBinary?: string;
   readonly namespace?: string;
   readonly provision?: ProvisionDeps;
   /** Makes the logger for a component (`stack`, `stack:temporal`, `stack:nats`). */
   readonly logger?: (component: string) => Logger;
 }
 
+type ServerName = 'temporal' | 'nats' | 'registry';
+
 /** The outcome of `stack up`: which servers this call started, and the record now on disk. */
 export interface StackUpResult {
   readonly alreadyUp: boolean;
-  readonly started: ('temporal' | 'nats')[];
+  readonly started: ServerName[];
   readonly record: StackRecord;
   /** Things the operator should know, e.g. flags ignored because a server already runs. */
   readonly notes: string[];
@@ -49,13 +62,13 @@ export interface StackUpResult {
 function conflicts(
   o: StackUpOptions,
   record: StackRecord,
-  keep: { temporal: boolean; nats: boolean },
+  keep: { temporal: boolean; nats: boolean; registry: boolean },
 ): string[] {
   const notes: string[] = [];
   const differs = (
     flag: string,
     asked: number | string | undefined,
-    running: number | string,
+    running: number | string | undefined,
     when: boolean,
   ) => {
     if (when && asked !== undefined && asked !== running) {
@@ -68,6 +81,7 @@ function conflicts(
   differs('--ui-port', o.uiPort, record.temporal.uiPort, keep.temporal);
   differs('--namespace', o.namespace, record.temporal.namespace, keep.temporal);
   differs('--nats-port', o.natsPort, record.nats.port, keep.nats);
+  differs('--registry-port', o.registryPort, record.registry?.port, keep.registry);
   return notes;
 }
 
@@ -82,7 +96,7 @@ async function provisionNeeded(
 }
 
 /**
- * Starts the Temporal dev server and a JetStream nats-server detached (they outlive the CLI),
+ * Starts the Temporal dev server, a JetStream nats-server and an OCI registry detached (they outlive the CLI),
  * provisioning binaries first, and records them in `<dataDir>/stack.json`. Servers the record
  * names that still run are kept, so a second `up` is a no-op and a crashed server is restarted.
  * When a start fails, whatever this call started is stopped again.
@@ -95,9 +109,18 @@ export async function stackUp(o: StackUpOptions): Promise<StackUpResult> {
   const keep = {
     temporal: previous ? await isRunningBinary(previous.temporal.pid, previous.temporal.binary) : false,
     nats: previous ? await isRunningBinary(previous.nats.pid, previous.nats.binary) : false,
+    registry: previous?.registry
+      ? await isRunningBinary(previous.registry.pid, previous.registry.binary)
+      : false,
   };
   const notes = previous ? conflicts(o, previous, keep) : [];
-  if (previous && keep.temporal && keep.nats) {
+  const registryBinary = keep.registry ? undefined : await findRegistry(o.registryBinary ?? REGISTRY_BINARY);
+  if (!keep.registry && !registryBinary) {
+    notes.push(
+      `no OCI registry started: ${o.registryBinary ?? REGISTRY_BINARY} is missing; install it (apt-get install docker-registry) for 'image build --push' and OCI rollouts`,
+    );
+  }
+  if (previous && keep.temporal && keep.nats && (keep.registry || !registryBinary)) {
     return { alreadyUp: true, started: [], record: previous, notes };
   }
   if (previous) log.info({ keep }, 'stack record found; restarting the servers that are not running');
@@ -113,8 +136,12 @@ export async function stackUp(o: StackUpOptions): Promise<StackUpResult> {
   const [httpPort, metricsPort, monitorPort] = (await pickFreePorts(3, host)) as [number, number, number];
   const now = new Date().toISOString();
 
-  const wanted: { temporal?: Omit<TemporalRecord, 'pid'>; nats?: Omit<NatsRecord, 'pid'> } = {};
-  const specs: { name: 'temporal' | 'nats'; spec: ServerSpec }[] = [];
+  const wanted: {
+    temporal?: Omit<TemporalRecord, 'pid'>;
+    nats?: Omit<NatsRecord, 'pid'>;
+    registry?: Omit<RegistryRecord, 'pid'>;
+  } = {};
+  const specs: { name: ServerName; spec: ServerSpec }[] = [];
   if (tools.temporal) {
     const t: Omit<TemporalRecord, 'pid'> = {
       binary: tools.temporal.path,
@@ -146,11 +173,23 @@ export async function stackUp(o: StackUpOptions): Promise<StackUpResult> {
     wanted.nats = n;
     specs.push({ name: 'nats', spec: natsServerSpec(n) });
   }
+  if (registryBinary) {
+    const r: Omit<RegistryRecord, 'pid'> = {
+      binary: registryBinary,
+      host,
+      port: o.registryPort ?? previous?.registry?.port ?? stackDefaults.registryPort,
+      dataDir: layout.registryDir,
+      logFile: layout.registryLog,
+      startedAt: now,
+    };
+    wanted.registry = r;
+    specs.push({ name: 'registry', spec: registryServerSpec(r) });
+  }
   // All ports at once first: catches one port given to two servers, before anything starts.
   await assertPortsFree(specs.flatMap((s) => s.spec.ports));
   await mkdir(layout.natsStore, { recursive: true });
 
-  const launched = new Map<'temporal' | 'nats', LaunchedServer>();
+  const launched = new Map<ServerName, LaunchedServer>();
   const results = await withInterruptCleanup(launched, () =>
     Promise.allSettled(
       specs.map(async ({ name, spec }) => {
@@ -176,9 +215,24 @@ export async function stackUp(o: StackUpOptions): Promise<StackUpResult> {
     ? { ...wanted.temporal, pid: launched.get('temporal')!.pid }
     : previous!.temporal;
   const nats = wanted.nats ? { ...wanted.nats, pid: launched.get('nats')!.pid } : previous!.nats;
-  const record: StackRecord = { version: 1, dataDir, temporal, nats };
+  const registry = wanted.registry
+    ? { ...wanted.registry, pid: launched.get('registry')!.pid }
+    : keep.registry
+      ? previous?.registry
+      : undefined;
+  const record: StackRecord = { version: 1, dataDir, temporal, nats, ...(registry ? { registry } : {}) };
   await writeRecord(record);
   return { alreadyUp: false, started: specs.map((s) => s.name), record, notes };
+}
+
+/** The registry binary when it exists and is executable, else undefined. */
+async function findRegistry(binary: string): Promise<string | undefined> {
+  try {
+    await access(binary, constants.X_OK);
+    return binary;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -34,16 +34,29 @@ const natsRecord = z.object({
   startedAt: z.iso.datetime(),
 });
 
+const registryRecord = z.object({
+  pid: z.number().int().positive(),
+  binary: z.string().min(1),
+  host: z.string().min(1),
+  port,
+  dataDir: z.string().min(1),
+  logFile: z.string().min(1),
+  startedAt: z.iso.datetime(),
+});
+
 /** The on-disk record of a running local stack: what `up` started, so `down` stops only that. */
 export const stackRecord = z.object({
   version: z.literal(1),
   dataDir: z.string().min(1),
   temporal: temporalRecord,
   nats: natsRecord,
+  /** Absent in records written before the stack ran a registry, or when its binary is missing. */
+  registry: registryRecord.optional(),
 });
 export type StackRecord = z.infer<typeof stackRecord>;
 export type TemporalRecord = z.infer<typeof temporalRecord>;
 export type NatsRecord = z.infer<typeof natsRecord>;
+export type RegistryRecord = z.infer<typeof registryRecord>;
 
 /** `<dataDir>/stack.json`. */
 export function recordPath(dataDir: string): string {

@@ -20,6 +20,7 @@ import {
   describeIssues,
   thresholdBreached,
   type DomainEventInput,
+  type ImageSource,
   type RolloutSpecInput,
 } from '../schema/index.ts';
 import {
@@ -53,11 +54,20 @@ import {
 } from './rollout-state.ts';
 import { HISTORY_EVENT_BUDGET, MAX_CHILDREN_IN_FLIGHT, QUICK_ACTIVITY } from './timeouts.ts';
 
-const { recordEvents, resolveTargets, pinOciImage, lookupPublishedImage, issuePlan } =
-  proxyActivities<Activities>(QUICK_ACTIVITY);
+const {
+  recordEvents,
+  resolveTargets,
+  pinOciImage,
+  lookupPublishedImage,
+  issuePlan,
+  imageKindsWanted,
+  resolveOciImage,
+} = proxyActivities<Activities>(QUICK_ACTIVITY);
 
 /** Marks histories written since rollouts sign a plan for the peer-to-peer fallback. */
 const FALLBACK_PLAN_PATCH = 'fallback-plan';
+/** Marks histories written since an OCI reference is pinned at start and converted for slot-image nodes. */
+const OCI_CONVERT_PATCH = 'oci-convert';
 /** Marks histories written since a stopping rollout withdraws its plan before its nodes in flight end. */
 const WITHDRAW_FIRST_PATCH = 'withdraw-plan-first';
 
@@ -211,6 +221,57 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     return statusView();
   }
 
+  /**
+   * An OCI reference: a tag is pinned to its digest now and a digest checked against the
+   * registry; nodes that install slot images get it converted (once per digest and format),
+   * nodes that install OCI images themselves (Kairos) get the pinned reference.
+   */
+  async function ociImage(request: Extract<RolloutSpec['image'], { type: 'oci' }>): Promise<ImageSource> {
+    const wanted = await imageKindsWanted({ selector: spec.selector });
+    if (wanted.file && wanted.ociOnly.length > 0) {
+      const some = wanted.ociOnly.slice(0, 5).join(', ') + (wanted.ociOnly.length > 5 ? ', …' : '');
+      throw ApplicationFailure.create({
+        type: 'MixedImageKinds',
+        message: `the selector matches nodes that install slot images (file, grub, rauc) and nodes that pull OCI images themselves (kairos: ${some}); expected one kind: start one rollout per kind with a narrower --selector`,
+        nonRetryable: true,
+      });
+    }
+    const pinnedAlready = request.reference.includes('@');
+    if (!wanted.file && pinnedAlready)
+      return pinOciImage({ reference: request.reference, version: spec.version });
+    const pinned = await resolveOciImage({ reference: request.reference });
+    if (!wanted.file) return pinOciImage({ reference: pinned.reference, version: spec.version });
+    const built = await executeChild(imageBuildWorkflow, {
+      workflowId: `image/${spec.id}`,
+      args: [
+        {
+          buildId: spec.id,
+          request: { type: 'oci', reference: pinned.reference, format: request.format },
+          version: spec.version,
+        },
+      ],
+      typedSearchAttributes: [{ key: RolloutIdKey, value: spec.id }],
+      staticSummary: `Convert ${pinned.reference} for rollout ${spec.id}`,
+    });
+    const published = {
+      type: 'ImagePublished' as const,
+      digest: built.manifest.digest,
+      bucket: built.bucket,
+      object: built.object,
+    };
+    if (built.converted?.reused) await emit(published);
+    else {
+      await emit({ type: 'ImageBuilt', manifest: built.manifest, builder: built.builder }, published, {
+        type: 'ImageConverted',
+        reference: pinned.reference,
+        ociDigest: pinned.digest,
+        digest: built.manifest.digest,
+        format: request.format,
+      });
+    }
+    return { type: 'artifact', manifest: built.manifest };
+  }
+
   // ---- 1. the image
   if (!input.carried) await emit({ type: 'RolloutStarted', spec });
   if (!s.image) {
@@ -234,6 +295,9 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
             object: built.object,
           },
         );
+      } else if (spec.image.type === 'oci' && patched(OCI_CONVERT_PATCH)) {
+        s.image = await ociImage(spec.image);
+        s.manifestDigest = s.image.type === 'artifact' ? s.image.manifest.digest : s.image.digest;
       } else if (spec.image.type === 'oci') {
         s.image = await pinOciImage({ reference: spec.image.reference, version: spec.version });
         s.manifestDigest = s.image.digest;
@@ -243,7 +307,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
         s.manifestDigest = manifest.digest;
       }
     } catch (err) {
-      head.pauseReason = (err as Error).message;
+      head.pauseReason = rootMessage(err);
       await finish('failed');
       throw err;
     }
@@ -558,4 +622,11 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
   // A rollout that nothing stopped has succeeded; failures under the threshold are in the counts.
   await sleep(0);
   return finish('succeeded');
+}
+
+/** The innermost message of a failure chain (child workflow → activity → the error it raised). */
+function rootMessage(err: unknown): string {
+  let at = err as Error | undefined;
+  while (at?.cause instanceof Error) at = at.cause;
+  return at?.message ?? String(err);
 }

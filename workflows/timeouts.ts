@@ -41,6 +41,14 @@ export const PUBLISH_ACTIVITY: ActivityOptions = {
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['ImageNotFound'] },
 };
 
+/** Pushing an image to an OCI registry: as long as the upload, heartbeating; a refused push is final. */
+export const PUSH_ACTIVITY: ActivityOptions = {
+  startToCloseTimeout: '1h',
+  heartbeatTimeout: '1m',
+  scheduleToStartTimeout: '10m',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['BuildFailed'] },
+};
+
 /** How long a signed command stays valid after it is issued, beyond the node's accept timeout. */
 export const COMMAND_TTL_SLACK_MS = 60_000;
 

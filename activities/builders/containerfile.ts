@@ -1,14 +1,16 @@
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Runner } from '../../runtime/runner.ts';
 import {
   BuildError,
+  runTool,
   type BuildInput,
   type BuildOutput,
   type BuilderDeps,
   type ImageBuilder,
 } from './builder.ts';
+import { isInsecureRegistry, parseOciReference } from './oci.ts';
 import { createExt4Builder, createSquashfsBuilder } from './rootfs.ts';
 
 const ENGINES = ['buildah', 'podman', 'docker'] as const;
@@ -23,10 +25,40 @@ export async function findEngine(runner: Runner): Promise<Engine | undefined> {
   return undefined;
 }
 
-async function must(runner: Runner, file: string, args: string[]): Promise<string> {
-  const result = await runner.run(file, args, { timeoutMs: 1_800_000 });
-  if (!result.ok) throw new BuildError(`${file} ${args[0]} failed: ${result.failure}`);
-  return result.stdout.trim();
+/** Registries the Containerfile's FROM lines name that are spoken to over plain HTTP (loopback ones). */
+async function insecureBases(containerfile: string): Promise<string[]> {
+  const text = await readFile(containerfile, 'utf8');
+  const registries = new Set<string>();
+  for (const m of text.matchAll(/^\s*FROM\s+(?:--\S+\s+)*(\S+)/gim)) {
+    const image = m[1] as string;
+    if (image === 'scratch' || !image.includes('/')) continue;
+    try {
+      const { registry } = parseOciReference(image);
+      if (isInsecureRegistry(registry)) registries.add(registry);
+    } catch {
+      // Not a reference we understand (a build stage name, say): the engine judges it.
+    }
+  }
+  return [...registries];
+}
+
+/** buildah's environment: a registries.conf marking the plain-HTTP base registries insecure, none other. */
+async function buildahEnv(work: string, insecure: string[]): Promise<NodeJS.ProcessEnv | undefined> {
+  if (insecure.length === 0) return undefined;
+  const conf = join(work, 'registries.conf');
+  await writeFile(
+    conf,
+    insecure.map((r) => `[[registry]]\nlocation = ${JSON.stringify(r)}\ninsecure = true\n`).join('\n'),
+  );
+  return { ...process.env, CONTAINERS_REGISTRIES_CONF: conf };
+}
+
+/** chroot isolation for RUN steps when no OCI runtime (runc, crun) is installed. */
+async function isolationArgs(runner: Runner): Promise<string[]> {
+  for (const runtime of ['crun', 'runc']) {
+    if ((await runner.run(runtime, ['--version'], { timeoutMs: 10_000 })).ok) return [];
+  }
+  return ['--isolation', 'chroot'];
 }
 
 /**
@@ -53,38 +85,44 @@ export function createContainerfileBuilder(deps: BuilderDeps): ImageBuilder {
         );
       }
       const tag = `localhost/slotflow-build:${input.version.replace(/[^A-Za-z0-9_.-]/g, '-')}`;
-      await must(
-        runner,
-        engine,
-        engine === 'buildah'
-          ? ['bud', '--layers=false', '-f', input.source, '-t', tag, dirname(input.source)]
-          : ['build', '-f', input.source, '-t', tag, dirname(input.source)],
-      );
       const work = await mkdtemp(join(tmpdir(), 'slotflow-ctr-'));
       const rootfs = join(work, 'rootfs');
       await mkdir(rootfs);
       try {
         if (engine === 'buildah') {
-          const ctr = await must(runner, 'buildah', ['from', tag]);
+          const env = await buildahEnv(work, await insecureBases(input.source));
+          const isolation = await isolationArgs(runner);
+          const bud = ['bud', '--layers=false', ...isolation, '-f', input.source, '-t', tag];
+          await runTool(runner, engine, [...bud, dirname(input.source)], env);
+        } else {
+          await runTool(runner, engine, ['build', '-f', input.source, '-t', tag, dirname(input.source)]);
+        }
+        if (engine === 'buildah') {
+          const ctr = await runTool(runner, 'buildah', ['from', tag]);
           try {
-            const mount = await must(runner, 'buildah', ['mount', ctr]);
-            await must(runner, 'cp', ['-a', `${mount}/.`, rootfs]);
+            const mount = await runTool(runner, 'buildah', ['mount', ctr]);
+            await runTool(runner, 'cp', ['-a', `${mount}/.`, rootfs]);
           } finally {
             await runner.run('buildah', ['rm', ctr], { timeoutMs: 60_000 });
           }
         } else {
-          const ctr = await must(runner, engine, ['create', tag, '/bin/true']);
+          const ctr = await runTool(runner, engine, ['create', tag, '/bin/true']);
           try {
             const tar = join(work, 'rootfs.tar');
-            await must(runner, engine, ['export', '-o', tar, ctr]);
-            await must(runner, 'tar', ['-xf', tar, '-C', rootfs, '--numeric-owner']);
+            await runTool(runner, engine, ['export', '-o', tar, ctr]);
+            await runTool(runner, 'tar', ['-xf', tar, '-C', rootfs, '--numeric-owner']);
           } finally {
             await runner.run(engine, ['rm', ctr], { timeoutMs: 60_000 });
           }
         }
         const pack = input.format === 'squashfs' ? createSquashfsBuilder(deps) : createExt4Builder(deps);
         const out = await pack.build({ ...input, source: rootfs });
-        return { ...out, builder: `${engine}+${out.builder}` };
+        // buildah's storage is where `--push` reads from; other engines' images are not pushed.
+        return {
+          ...out,
+          builder: `${engine}+${out.builder}`,
+          ...(engine === 'buildah' ? { containerImage: tag } : {}),
+        };
       } finally {
         await rm(work, { recursive: true, force: true });
       }

@@ -2,6 +2,17 @@ import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { ArtifactManifest } from '../../schema/index.ts';
 
+/** sha256 and byte count of a stream (a file read back, a pulled blob). */
+export async function sha256Of(stream: AsyncIterable<Uint8Array>): Promise<{ digest: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const piece of stream) {
+    hash.update(piece);
+    size += piece.length;
+  }
+  return { digest: `sha256:${hash.digest('hex')}`, size };
+}
+
 /** Default chunk size: small enough to fetch from several peers at once, big enough to hash fast. */
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 

@@ -80,7 +80,7 @@ async function normalizeTimes(
   if (complaint) throw new BuildError(`debugfs could not normalise timestamps: ${complaint[0]}`);
 }
 
-/** A UUID derived from the version, so the filesystem UUID and hash seed never vary by build. */
+/** A UUID derived from a seed (the version, or an OCI image's layers), so the filesystem UUID and hash seed never vary by build. */
 export function stableUuid(seed: string): string {
   const h = createHash('sha256').update(`slotflow:${seed}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
@@ -114,7 +114,7 @@ export function createExt4Builder({ runner }: BuilderDeps): ImageBuilder {
       const size = Math.ceil((bytes * 1.3 + entries * 256 + 8 * 1024 * 1024) / 1048576) * 1048576;
       await writeFile(out, '');
       await truncate(out, size);
-      const uuid = stableUuid(input.version);
+      const uuid = stableUuid(input.seed ?? input.version);
       const version = await runner.run('mkfs.ext4', ['-V'], { timeoutMs: 10_000 });
       const result = await runner.run(
         'mkfs.ext4',

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
+import { BuildError } from '../../activities/builders/builder.ts';
+import { parseOciReference } from '../../activities/builders/oci.ts';
 import { RaucBundleRequest } from '../../schema/index.ts';
 import { TASK_QUEUE } from '../../workflows/definitions.ts';
 import type { imageBuildWorkflow } from '../../workflows/image-build.ts';
@@ -11,7 +13,7 @@ import { OperationFailed, UsageError } from '../usage-error.ts';
 const usage =
   'slotflow image build (--rootfs DIR | --containerfile FILE) --version V [--format ext4|squashfs|rauc] ' +
   '[--rauc-compatible C --rauc-cert PEM --rauc-key PEM [--rauc-intermediate PEM] [--rauc-bundle-format verity|plain]] ' +
-  '[--id ID] [--json]';
+  '[--push REPO[:TAG]] [--id ID] [--json]';
 
 const RAUC_FLAGS = [
   'rauc-compatible',
@@ -54,7 +56,7 @@ function raucRequest(
   return parsed.data;
 }
 
-/** `slotflow image build`: builds and publishes a slot image as its own workflow. */
+/** `slotflow image build`: builds and publishes a slot image as its own workflow, and with `--push` pushes the OCI image. */
 export const imageBuild: Command = {
   path: ['image', 'build'],
   usage,
@@ -72,6 +74,7 @@ export const imageBuild: Command = {
         'rauc-intermediate': { type: 'string' },
         'rauc-bundle-format': { type: 'string' },
         id: { type: 'string' },
+        push: { type: 'string' },
         json: { type: 'boolean' },
       },
       usage,
@@ -90,6 +93,15 @@ export const imageBuild: Command = {
       values.id ?? `b-${values.version.replace(/[^A-Za-z0-9_-]/g, '-')}-${randomBytes(3).toString('hex')}`;
     if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(buildId)) {
       throw new UsageError(`--id: expected letters, digits, '-' or '_', got '${buildId}'`);
+    }
+    if (values.push !== undefined) {
+      try {
+        if (parseOciReference(values.push).digest) throw new BuildError('a digest is what the push yields');
+      } catch (err) {
+        throw new UsageError(
+          `--push: expected REPO[:TAG] such as 127.0.0.1:5322/os:2.0.0 (or os:2.0.0 for the registry in SLOTFLOW_REGISTRY), got '${values.push}': ${(err as Error).message}`,
+        );
+      }
     }
     // A RAUC bundle carries an ext4 slot image.
     const request = values.rootfs
@@ -112,11 +124,22 @@ export const imageBuild: Command = {
         const result = await client.workflow.execute<typeof imageBuildWorkflow>('imageBuildWorkflow', {
           workflowId: `image/${buildId}`,
           taskQueue: TASK_QUEUE,
-          args: [{ buildId, request, version: values.version as string }],
+          args: [
+            {
+              buildId,
+              request,
+              version: values.version as string,
+              ...(values.push ? { push: values.push } : {}),
+            },
+          ],
           staticSummary: `Build image ${values.version}`,
         });
         if (values.json) printJson({ buildId, ...result });
-        else {
+        else if (result.pushed) {
+          process.stdout.write(
+            `${result.pushed.reference}\n  pushed ${values.push}; slot image ${result.manifest.digest} (${result.manifest.format}, ${result.manifest.size} bytes) published to ${result.bucket}\n  roll it out: slotflow rollout start --image ${result.pushed.reference} --version ${result.manifest.version}\n`,
+          );
+        } else {
           process.stdout.write(
             `${result.manifest.digest}\n  version ${result.manifest.version}, ${result.manifest.format}, ${result.manifest.size} bytes in ${result.manifest.chunks.length} chunks\n  built by ${result.builder}, published to ${result.bucket}\n  roll it out: slotflow rollout start --image ${result.manifest.digest} --version ${result.manifest.version}\n`,
           );

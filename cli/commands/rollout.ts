@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { parseOciReference } from '../../activities/builders/oci.ts';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
@@ -114,6 +115,13 @@ export const rolloutStart: Command = {
     if (sources.length !== 1)
       throw new UsageError(`give exactly one of --image, --rootfs or --containerfile\nusage: ${startUsage}`);
     if (!values.version) throw new UsageError(`--version is required\nusage: ${startUsage}`);
+    if (values.image !== undefined && !/^sha256:/.test(values.image)) {
+      try {
+        parseOciReference(values.image);
+      } catch (err) {
+        throw new UsageError(`--image: ${(err as Error).message}`);
+      }
+    }
     const image: RolloutSpecInput['image'] = values.rootfs
       ? { type: 'rootfs', path: await requirePath('rootfs', values.rootfs, true) }
       : values.containerfile

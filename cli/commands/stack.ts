@@ -14,6 +14,7 @@ import {
   temporalAddress,
   temporalUiUrl,
   natsUrl,
+  registryAddress,
   type StackEnv,
   type StackRecord,
 } from '../../stack/index.ts';
@@ -62,12 +63,23 @@ function describe(record: StackRecord): Record<string, unknown> {
       logFile: t.logFile,
     },
     nats: { url: natsUrl(n), pid: n.pid, binary: n.binary, logFile: n.logFile },
+    ...(record.registry
+      ? {
+          registry: {
+            address: registryAddress(record.registry),
+            pid: record.registry.pid,
+            binary: record.registry.binary,
+            dataDir: record.registry.dataDir,
+            logFile: record.registry.logFile,
+          },
+        }
+      : {}),
     env: stackEnv(record),
   };
 }
 
 const upUsage =
-  'slotflow stack up [--data-dir DIR] [--temporal-port P] [--ui-port P] [--nats-port P] [--namespace NS] [--json]';
+  'slotflow stack up [--data-dir DIR] [--temporal-port P] [--ui-port P] [--nats-port P] [--registry-port P] [--namespace NS] [--json]';
 
 export const stackUpCommand: Command = {
   path: ['stack', 'up'],
@@ -80,6 +92,7 @@ export const stackUpCommand: Command = {
         'temporal-port': { type: 'string' },
         'ui-port': { type: 'string' },
         'nats-port': { type: 'string' },
+        'registry-port': { type: 'string' },
         namespace: { type: 'string' },
       },
       upUsage,
@@ -90,6 +103,7 @@ export const stackUpCommand: Command = {
         temporalPort: parsePort('temporal-port', values['temporal-port']),
         uiPort: parsePort('ui-port', values['ui-port']),
         natsPort: parsePort('nats-port', values['nats-port']),
+        registryPort: parsePort('registry-port', values['registry-port']),
         namespace: values.namespace,
       }),
     );
@@ -106,6 +120,9 @@ export const stackUpCommand: Command = {
       `temporal  ${temporalAddress(r.temporal)}  namespace ${r.temporal.namespace}  pid ${r.temporal.pid}  log ${r.temporal.logFile}`,
       `web ui    ${temporalUiUrl(r.temporal)}`,
       `nats      ${natsUrl(r.nats)}  pid ${r.nats.pid}  log ${r.nats.logFile}`,
+      ...(r.registry
+        ? [`registry  ${registryAddress(r.registry)}  pid ${r.registry.pid}  log ${r.registry.logFile}`]
+        : []),
       ...result.notes.map((n) => `note: ${n}`),
       exportLine(stackEnv(r)),
     ];
@@ -139,6 +156,12 @@ export const stackStatusCommand: Command = {
       ...t.problems.map((p) => `          - ${p}`),
       `nats      ${state(n.healthy)}  ${n.url}  pid ${n.pid}`,
       ...n.problems.map((p) => `          - ${p}`),
+      ...(result.registry
+        ? [
+            `registry  ${state(result.registry.healthy)}  ${result.registry.address}  pid ${result.registry.pid}`,
+            ...result.registry.problems.map((p) => `          - ${p}`),
+          ]
+        : []),
       exportLine(result.env),
     ];
     process.stdout.write(lines.join('\n') + '\n');

@@ -57,6 +57,20 @@ test('cli - bad flags and values exit 2 with what to fix', async () => {
   );
   const badId = await runCli(['rollout', 'status', 'a/b']);
   assert.equal(badId.code, 2);
+  const badImage = await runCli(['rollout', 'start', '--image', 'Registry.io/OS:2', '--version', '2'], {
+    TEMPORAL_ADDRESS: '127.0.0.1:1',
+  });
+  assert.equal(badImage.code, 2, badImage.stderr);
+  assert.match(
+    badImage.stderr,
+    /--image: OCI reference 'Registry.io\/OS:2' has repository 'OS'; expected lowercase/,
+  );
+  const pushDigest = await runCli(
+    ['image', 'build', '--rootfs', '/tmp', '--version', '2', '--push', `os@sha256:${'a'.repeat(64)}`],
+    { TEMPORAL_ADDRESS: '127.0.0.1:1' },
+  );
+  assert.equal(pushDigest.code, 2, pushDigest.stderr);
+  assert.match(pushDigest.stderr, /--push: expected REPO\[:TAG\] .*a digest is what the push yields/);
 });
 
 test('cli - image build --format rauc needs the compatible, certificate and key, and --rauc-* flags need it', async () => {

@@ -21,6 +21,7 @@ const EXPECTED_SERVICES = [
   'temporal',
   'temporal-search-attributes',
   'temporal-ui',
+  'registry',
   'nats',
   'keys',
   'worker',
@@ -149,6 +150,7 @@ test('compose - depends_on names existing services with valid conditions and no 
     temporal: 'service_healthy',
     'temporal-search-attributes': 'service_completed_successfully',
     nats: 'service_healthy',
+    registry: 'service_healthy',
     keys: 'service_completed_successfully',
   });
   for (const agent of AGENTS) {

@@ -147,4 +147,5 @@ test('e2e - from stack up to finished rollouts, driven only through the CLI', as
   assert.equal(down.code, 0, down.stderr);
   assert.equal(await isAlive(stack.temporal.pid), false, 'temporal stopped');
   assert.equal(await isAlive(stack.nats.pid), false, 'nats-server stopped');
+  if (stack.registry) assert.equal(await isAlive(stack.registry.pid), false, 'the registry stopped');
 });

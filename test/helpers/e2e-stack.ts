@@ -1,5 +1,5 @@
 // The control plane of an end-to-end test, brought up as an operator would: `slotflow stack up`
-// on free ports, `keys init`, a worker; then the wait until the agents have registered.
+// on free ports (the OCI registry too), `keys init`, a worker; then the wait until the agents have registered.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,6 +13,7 @@ export interface E2eStack {
   env: Record<string, string>;
   temporal: { pid: number };
   nats: { pid: number };
+  registry?: { pid: number; address: string };
 }
 
 /**
@@ -25,11 +26,12 @@ export async function startE2eControlPlane(
   group: ProcessGroup,
   logDir: string,
 ): Promise<E2eStack> {
-  const [temporalPort, uiPort, natsPort] = await pickFreePorts(3);
+  const [temporalPort, uiPort, natsPort, registryPort] = await pickFreePorts(4);
   const up = await runCli(
     [
       ...['stack', 'up', '--data-dir', stackDir, '--temporal-port', String(temporalPort)],
-      ...['--ui-port', String(uiPort), '--nats-port', String(natsPort), '--json'],
+      ...['--ui-port', String(uiPort), '--nats-port', String(natsPort)],
+      ...['--registry-port', String(registryPort), '--json'],
     ],
     env,
     600_000,

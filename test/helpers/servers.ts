@@ -22,6 +22,9 @@ import {
   pickFreePorts,
   PortInUseError,
   provisionTool,
+  REGISTRY_BINARY,
+  registryAddress,
+  registryServerSpec,
   startServer,
   temporalAddress,
   temporalRecipe,
@@ -334,6 +337,47 @@ export async function startStack(options: StartTemporalOptions = {}): Promise<St
     },
     async stop() {
       await Promise.all([temporal.value.stop(), nats.value.stop()]);
+    },
+  };
+}
+
+/** A running OCI registry (the distribution registry) owned by one test file. */
+export interface RegistryHandle {
+  /** `127.0.0.1:port`, what SLOTFLOW_REGISTRY takes and references start with. */
+  readonly address: string;
+  /** Teardown: stops the registry and removes its blobs. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Starts Debian's docker-registry on a free loopback port with a temp storage dir. */
+export async function startRegistry(): Promise<RegistryHandle> {
+  const dir = await makeTempDir('slotflow-registry-');
+  let spec: ServerSpec;
+  let server: LaunchedServer;
+  try {
+    ({ spec, server } = await startOnFreePorts(1, ([port]) =>
+      registryServerSpec({
+        binary: REGISTRY_BINARY,
+        host: HOST,
+        port: port!,
+        dataDir: dir,
+        logFile: join(dir, 'registry.log'),
+        portFlag: 'a free port',
+      }),
+    ));
+  } catch (err) {
+    await removeTempDir(dir);
+    throw err;
+  }
+  const port = spec.ports[0]!.port;
+  let stopped = false;
+  return {
+    address: registryAddress({ host: HOST, port }),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await terminate(server.pid, 5_000);
+      await removeTempDir(dir);
     },
   };
 }

@@ -103,3 +103,49 @@ test('reducer - a node carries the peer id of its latest registration', () => {
   registered(4);
   assert.equal(p.nodes.get('n-p2p')?.peerId, undefined, 'an agent without libp2p has no binding');
 });
+
+test('reducer - a rollout remembers the OCI image its slot image was converted from', () => {
+  const p = emptyProjection();
+  story.forEach((e, i) => applyEvent(p, i + 1, e));
+  const ociDigest = `sha256:${'1'.repeat(64)}`;
+  const digest = `sha256:${'2'.repeat(64)}`;
+  applyEvent(
+    p,
+    story.length + 1,
+    DomainEvent.parse({
+      v: 1,
+      id: 'conv-1',
+      at: '2026-11-22T10:10:00.000Z',
+      type: 'ImageConverted',
+      rolloutId: 'r-1',
+      reference: `127.0.0.1:5322/os@${ociDigest}`,
+      ociDigest,
+      digest,
+      format: 'ext4',
+    }),
+  );
+  const r = p.rollouts.get('r-1');
+  assert.equal(r?.imageDigest, digest);
+  assert.deepEqual(r?.converted, { reference: `127.0.0.1:5322/os@${ociDigest}`, ociDigest, format: 'ext4' });
+});
+
+test('reducer - a node carries what its slot driver installs, from its registration', () => {
+  const p = emptyProjection();
+  applyEvent(
+    p,
+    1,
+    DomainEvent.parse({
+      v: 1,
+      id: 'reg-installs',
+      at: '2026-11-22T10:00:00.000Z',
+      type: 'NodeRegistered',
+      nodeId: 'n-kairos',
+      labels: {},
+      version: '1.0.0',
+      activeSlot: 'a',
+      agentVersion: '0.1.0',
+      installs: ['oci'],
+    }),
+  );
+  assert.deepEqual(p.nodes.get('n-kairos')?.installs, ['oci']);
+});

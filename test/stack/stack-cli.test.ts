@@ -30,8 +30,10 @@ function killRecorded(): void {
       const record = JSON.parse(readFileSync(join(dir, 'stack.json'), 'utf8')) as {
         temporal: { pid: number };
         nats: { pid: number };
+        registry?: { pid: number };
       };
-      for (const pid of [record.temporal.pid, record.nats.pid]) {
+      for (const pid of [record.temporal.pid, record.nats.pid, record.registry?.pid ?? 0]) {
+        if (!pid) continue;
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
@@ -66,10 +68,17 @@ describe('stack cli', () => {
     killRecorded();
   });
 
-  test('stack cli - up, status, up again, down on free ports', async () => {
+  test('stack cli - up, status, up again, down on free ports, with the OCI registry', async () => {
     const dataDir = await makeDataDir();
-    const [temporalPort, uiPort, natsPort] = (await pickFreePorts(3)) as [number, number, number];
+    const [temporalPort, uiPort, natsPort, registryPort] = (await pickFreePorts(4)) as [
+      number,
+      number,
+      number,
+      number,
+    ];
     const ports = [
+      '--registry-port',
+      `${registryPort}`,
       '--temporal-port',
       `${temporalPort}`,
       '--ui-port',
@@ -84,8 +93,11 @@ describe('stack cli', () => {
       alreadyUp: boolean;
       temporal: { pid: number; address: string };
       nats: { pid: number; url: string };
+      registry: { pid: number; address: string; dataDir: string };
     };
     assert.equal(started.alreadyUp, false);
+    assert.equal(started.registry.address, `127.0.0.1:${registryPort}`);
+    assert.equal(started.registry.dataDir, join(dataDir, 'registry'));
     assert.equal(started.temporal.address, `127.0.0.1:${temporalPort}`);
     assert.equal(started.nats.url, `nats://127.0.0.1:${natsPort}`);
 
@@ -94,15 +106,22 @@ describe('stack cli', () => {
     const report = JSON.parse(status.stdout) as {
       temporal: { healthy: boolean; ui: string; namespace: string };
       nats: { healthy: boolean };
+      registry: { healthy: boolean; address: string };
       env: Record<string, string>;
     };
     assert.equal(report.temporal.healthy, true);
     assert.equal(report.nats.healthy, true);
+    assert.deepEqual(report.registry.healthy, true);
     assert.deepEqual(report.env, {
       TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
       TEMPORAL_NAMESPACE: 'default',
       NATS_URL: `nats://127.0.0.1:${natsPort}`,
+      SLOTFLOW_REGISTRY: `127.0.0.1:${registryPort}`,
     });
+    // The registry serves the distribution API, its blobs under the stack's data dir.
+    const v2 = await fetch(`http://127.0.0.1:${registryPort}/v2/`);
+    assert.equal(v2.status, 200);
+    await v2.body?.cancel();
     const ui = await fetch(`http://127.0.0.1:${uiPort}/`);
     assert.equal(ui.status, 200);
     await ui.body?.cancel();
@@ -114,9 +133,14 @@ describe('stack cli', () => {
     const down = await run(['stack', 'down', '--data-dir', dataDir, '--json']);
     assert.equal(down.exitCode, 0, down.stderr);
     const stopped = JSON.parse(down.stdout) as { stopped: { pid: number; outcome: string }[] };
-    assert.deepEqual(stopped.stopped.map((s) => s.outcome).sort(), ['terminated', 'terminated']);
+    assert.deepEqual(stopped.stopped.map((s) => s.outcome).sort(), [
+      'terminated',
+      'terminated',
+      'terminated',
+    ]);
     assert.equal(await isAlive(started.temporal.pid), false);
     assert.equal(await isAlive(started.nats.pid), false);
+    assert.equal(await isAlive(started.registry.pid), false);
 
     const after = await run(['stack', 'status', '--data-dir', dataDir, '--json']);
     assert.equal(after.exitCode, 1);
@@ -125,7 +149,12 @@ describe('stack cli', () => {
 
   test('stack cli - a taken port fails fast with its number and the flag to change it', async () => {
     const dataDir = await makeDataDir();
-    const [temporalPort, uiPort, natsPort] = (await pickFreePorts(3)) as [number, number, number];
+    const [temporalPort, uiPort, natsPort, registryPort] = (await pickFreePorts(4)) as [
+      number,
+      number,
+      number,
+      number,
+    ];
     const squatter = await listen(natsPort);
     try {
       const began = Date.now();
@@ -140,6 +169,8 @@ describe('stack cli', () => {
         `${uiPort}`,
         '--nats-port',
         `${natsPort}`,
+        '--registry-port',
+        `${registryPort}`,
       ]);
       assert.equal(up.exitCode, 1, up.stderr);
       assert.match(up.stderr, new RegExp(`port ${natsPort}\\b.*already in use.*--nats-port`));
@@ -155,7 +186,7 @@ describe('stack cli', () => {
   test('stack cli - the same port for two servers is refused before anything starts', async () => {
     const dataDir = await makeDataDir();
     // The UI gets a free port of its own, so a stack already running here cannot answer first.
-    const [port, ui] = (await pickFreePorts(2)) as [number, number];
+    const [port, ui, registry] = (await pickFreePorts(3)) as [number, number, number];
     const up = await run([
       'stack',
       'up',
@@ -167,6 +198,8 @@ describe('stack cli', () => {
       `${port}`,
       '--ui-port',
       `${ui}`,
+      '--registry-port',
+      `${registry}`,
     ]);
     assert.equal(up.exitCode, 1);
     assert.match(up.stderr, new RegExp(`port ${port} is given to both`));
