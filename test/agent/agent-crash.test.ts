@@ -20,8 +20,11 @@ const CHUNK_DELAY_MS = 4;
 const CHUNKS = 16;
 
 type Target = AgentState | 'mid-write';
+// Fetching is the shortest state here (a few small chunks from a local server), so it is aimed
+// at twice as often: a poll that sees it too late lands the kill in the next state.
 const UPGRADE_TARGETS: Target[] = [
   'idle',
+  'fetching',
   'fetching',
   'verifying',
   'writing',
