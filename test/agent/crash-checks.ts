@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { NodeEvent } from '../../schema/index.ts';
 import type { JournalData } from '../../node-agent/journal-data.ts';
 import type { TestAgent } from './harness.ts';
+import { REQUIRED_CHAIN } from '../../lab/power-cut.ts';
 
 /** The event types that end a command. */
 export const TERMINAL = new Set([
@@ -78,16 +79,7 @@ export async function assertSettled(agent: TestAgent, commandId: string, outcome
 }
 
 /** The events of an upgrade that commits, in the order the node emits them. */
-export const COMMITTED_UPGRADE: readonly string[] = [
-  'UpgradeCommandAccepted',
-  'ArtifactFetched',
-  'SlotWritten',
-  'TrialBootArmed',
-  'NodeRebooting',
-  'NodeBooted',
-  'HealthCheckPassed',
-  'UpgradeCommitted',
-];
+export const COMMITTED_UPGRADE: readonly string[] = REQUIRED_CHAIN.committed;
 
 const ONCE = new Set([
   'UpgradeCommandAccepted',

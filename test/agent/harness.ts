@@ -43,16 +43,7 @@ export function seededBytes(seed: number, size: number): Buffer {
 }
 
 /** A small seeded random number generator for test decisions. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as rng } from '../../lab/power-cut.ts';
 
 /** An image on disk with its manifest. */
 export interface TestImage {
