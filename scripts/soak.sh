@@ -2,14 +2,15 @@
 # Longer campaigns than the suite runs. `npm run soak -- power-cut --trials N [--seed S]
 # [--report FILE]` cuts the power of the lab's agent VMs N times at random upgrade phases
 # (test/lab/vm-power-cut.test.ts) and writes what every cut showed to FILE (JSON; default
-# test-output/power-cut-<seed>.json). The same seed replays the same campaign.
+# test-output/power-cut-<seed>.json). The same seed replays the same campaign. `all` runs every
+# campaign there is (power-cut, so far) with the same options.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 usage() {
-  echo "usage: npm run soak -- power-cut --trials N [--seed S] [--report FILE]" >&2
+  echo "usage: npm run soak -- power-cut|all --trials N [--seed S] [--report FILE]" >&2
   exit 2
 }
-[ "${1:-}" = power-cut ] || usage
+case "${1:-}" in power-cut | all) ;; *) usage ;; esac
 shift
 trials=10 seed="" report=""
 while [ "$#" -gt 0 ]; do
