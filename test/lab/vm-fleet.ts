@@ -1,6 +1,8 @@
 // What the VM rollout tests share: a control plane with agent VMs trusting its key, an image
 // built from a lab release rootfs by the image build workflow, and waiting for the agents.
-import { readFile } from 'node:fs/promises';
+import { after } from 'node:test';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { openEventLog } from '../../eventlog/index.ts';
@@ -9,6 +11,8 @@ import { keysDir } from '../../signing/index.ts';
 import { TASK_QUEUE } from '../../workflows/definitions.ts';
 import type { imageBuildWorkflow } from '../../workflows/image-build.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { tearDown } from '../helpers/teardown.ts';
+import { labMissing } from './lab-missing.ts';
 
 /** Builds and publishes the slot image of a rootfs through the image build workflow; its digest. */
 export async function publishRootfs(client: Client, rootfs: string, version: string): Promise<string> {
@@ -55,4 +59,30 @@ export async function waitForAgents(
     if (Date.now() > deadline) throw new Error(`expected ${nodes.join(', ')} registered, saw ${[...seen]}`);
     await new Promise((r) => setTimeout(r, 1000));
   }
+}
+
+/**
+ * A VM test file's work dir, and the control plane and VMs its tests share: started by the first
+ * test that asks, stopped and removed after the file's tests. Call it in the file's `describe`.
+ */
+export async function vmTestBed(prefix: string): Promise<{
+  missing: string | undefined;
+  dir: string;
+  start(nodes: readonly LabFleetNode[]): Promise<{ plane: ControlPlane; fleet: LabFleet }>;
+}> {
+  const missing = await labMissing();
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  let running: { plane: ControlPlane; fleet: LabFleet } | undefined;
+  after(async () => {
+    await tearDown([
+      ['stop the VMs', async () => running?.fleet.stop()],
+      ['stop the control plane', async () => running?.plane.stop()],
+      ['remove the work dir', () => rm(dir, { recursive: true, force: true })],
+    ]);
+  });
+  return {
+    missing,
+    dir,
+    start: async (nodes) => (running ??= await startPlaneAndFleet(dir, nodes)),
+  };
 }

@@ -7,15 +7,13 @@
 //
 // SLOTFLOW_POWER_CUTS (default 10) sets how many cuts to make and SLOTFLOW_POWER_CUT_SEED
 // replays a campaign; `npm run soak -- power-cut --trials N` runs a longer one.
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRollout } from '../../cli/rollout-client.ts';
 import { TRIES_RESET, bootsIn } from '../../lab/console.ts';
-import type { LabFleet } from '../../lab/fleet.ts';
 import {
   CUT_WINDOW,
   CutPoint,
@@ -33,9 +31,7 @@ import { nodeEventSubject } from '../../schema/index.ts';
 import { commandIdFor } from '../../workflows/definitions.ts';
 import type { ControlPlane } from '../helpers/control-plane.ts';
 import { rolloutEvents, waitForStatus } from '../helpers/rollouts.ts';
-import { tearDown } from '../helpers/teardown.ts';
-import { labMissing } from './lab-missing.ts';
-import { publishRootfs, startPlaneAndFleet, waitForAgents } from './vm-fleet.ts';
+import { publishRootfs, vmTestBed, waitForAgents } from './vm-fleet.ts';
 
 const NODES = ['cut-1', 'cut-2'] as const;
 const TARGET_CUTS = Number(process.env['SLOTFLOW_POWER_CUTS'] ?? '10');
@@ -219,17 +215,7 @@ async function upgradeWithCuts(
 }
 
 describe('vm lab - power cuts during upgrades', async () => {
-  const missing = await labMissing();
-  const dir = await mkdtemp(join(tmpdir(), 'slotflow-vm-power-cut-'));
-  let plane: ControlPlane | undefined;
-  let fleet: LabFleet | undefined;
-  after(async () => {
-    await tearDown([
-      ['stop the VMs', async () => fleet?.stop()],
-      ['stop the control plane', async () => plane?.stop()],
-      ['remove the work dir', () => rm(dir, { recursive: true, force: true })],
-    ]);
-  });
+  const { missing, dir, start } = await vmTestBed('slotflow-vm-power-cut-');
 
   test(
     `${TARGET_CUTS} power cuts at random points of upgrades: every VM boots, no event is lost`,
@@ -238,11 +224,10 @@ describe('vm lab - power cuts during upgrades', async () => {
       process.stderr.write(`power-cut campaign: seed ${SEED} (SLOTFLOW_POWER_CUT_SEED=${SEED} replays it)\n`);
       const random = seededRandom(SEED);
       const started = Date.now();
-      ({ plane, fleet } = await startPlaneAndFleet(
-        dir,
+      const { plane, fleet } = await start(
         NODES.map((nodeId) => ({ nodeId, env: { LAB_LABELS: `vm=${nodeId}` } })),
-      ));
-      const watches = NODES.map((id) => new EventWatch(plane!, id));
+      );
+      const watches = NODES.map((id) => new EventWatch(plane, id));
       // Each round's image is built while the VMs boot or the round before runs.
       const images = new Map<number, Promise<string>>();
       const imageFor = (round: number): Promise<string> => {
@@ -250,11 +235,11 @@ describe('vm lab - power cuts during upgrades', async () => {
         if (image === undefined) {
           const version = `2.${round}.0`;
           image = writeReleaseRootfs(
-            fleet!.disk,
+            fleet.disk,
             join(dir, `rootfs-${version}`),
             version,
             ReleaseKind.good,
-          ).then((rootfs) => publishRootfs(plane!.client, rootfs, version));
+          ).then((rootfs) => publishRootfs(plane.client, rootfs, version));
           image.catch(() => undefined); // awaited (and reported) when its round starts
           images.set(round, image);
         }
@@ -276,7 +261,7 @@ describe('vm lab - power cuts during upgrades', async () => {
         const randoms = NODES.map(() => seededRandom(Math.floor(random() * 2 ** 31)));
         const round_ = await Promise.all(
           NODES.map((nodeId, i) =>
-            upgradeWithCuts(plane!, fleet!.vms[i]!, watches[i]!, {
+            upgradeWithCuts(plane, fleet.vms[i]!, watches[i]!, {
               rolloutId: `cut-${round}-${nodeId}`,
               version,
               digest,

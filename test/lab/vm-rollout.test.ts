@@ -3,20 +3,15 @@
 // rollout writes is built from the lab slot's rootfs by the image build workflow. The agents
 // fetch it from the NATS object store through the forwarded port, write the passive slot, arm
 // a GRUB trial and really reboot; GRUB's boot counting alone decides what boots next.
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRollout } from '../../cli/rollout-client.ts';
-import type { LabFleet } from '../../lab/fleet.ts';
 import { readDiskGrubenv } from '../../lab/index.ts';
 import { ReleaseKind, writeReleaseRootfs } from '../../lab/release-rootfs.ts';
-import { labMissing } from './lab-missing.ts';
 import type { ControlPlane } from '../helpers/control-plane.ts';
 import { rolloutEvents, waitForStatus } from '../helpers/rollouts.ts';
-import { tearDown } from '../helpers/teardown.ts';
-import { publishRootfs, startPlaneAndFleet, waitForAgents } from './vm-fleet.ts';
+import { publishRootfs, vmTestBed, waitForAgents } from './vm-fleet.ts';
 
 const NODES = ['vm-1', 'vm-2'] as const;
 const FLEET_NODES = NODES.map((nodeId) => ({ nodeId }));
@@ -50,24 +45,14 @@ async function phaseSeconds(plane: ControlPlane, rolloutId: string): Promise<str
 }
 
 describe('vm lab - rollouts through real GRUB reboots', async () => {
-  const missing = await labMissing();
-  const dir = await mkdtemp(join(tmpdir(), 'slotflow-vm-rollout-'));
-  let plane: ControlPlane | undefined;
-  let fleet: LabFleet | undefined;
-  after(async () => {
-    await tearDown([
-      ['stop the VMs', async () => fleet?.stop()],
-      ['stop the control plane', async () => plane?.stop()],
-      ['remove the work dir', () => rm(dir, { recursive: true, force: true })],
-    ]);
-  });
+  const { missing, dir, start } = await vmTestBed('slotflow-vm-rollout-');
 
   test(
     'a rollout upgrades two VMs: slot B written, GRUB trial boot, health check, commit',
     { skip: missing, timeout: 1_080_000 },
     async () => {
       const started = Date.now();
-      ({ plane, fleet } = await startPlaneAndFleet(dir, FLEET_NODES));
+      const { plane, fleet } = await start(FLEET_NODES);
       const digest = await publishRootfs(
         plane.client,
         await writeReleaseRootfs(fleet.disk, join(dir, 'rootfs-2'), '2.0.0'),
@@ -122,7 +107,7 @@ describe('vm lab - rollouts through real GRUB reboots', async () => {
     { skip: missing, timeout: 1_080_000 },
     async () => {
       // After the first test the VMs run 2.0.0 on slot B; run alone, this test starts them on A.
-      if (!plane || !fleet) ({ plane, fleet } = await startPlaneAndFleet(dir, FLEET_NODES));
+      const { plane, fleet } = await start(FLEET_NODES);
       const digest = await publishRootfs(
         plane.client,
         await writeReleaseRootfs(fleet.disk, join(dir, 'rootfs-3'), '3.0.0', ReleaseKind.initPanics),
@@ -130,7 +115,7 @@ describe('vm lab - rollouts through real GRUB reboots', async () => {
       );
       await waitForAgents(plane, fleet, NODES);
       const offsets = await Promise.all(fleet.vms.map(async (vm) => (await vm.console()).length));
-      const bootsBefore = await Promise.all(fleet.vms.map((_, i) => fleet!.boots(i)));
+      const bootsBefore = await Promise.all(fleet.vms.map((_, i) => fleet.boots(i)));
       const rolloutStarted = Date.now();
       await startRollout(plane.client, {
         id: 'vm-3-0-0',
