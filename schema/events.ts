@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ArtifactManifest } from './artifact.ts';
 import { Digest, MessageId, NodeId, RolloutId, Slot, Timestamp } from './ids.ts';
+import { NodeEventSignature } from './identity.ts';
 import { Labels } from './labels.ts';
 import { RolloutSpec } from './rollout-spec.ts';
 
@@ -21,7 +22,14 @@ function rolloutEvent<T extends string, P extends z.ZodRawShape>(type: T, payloa
 }
 
 function nodeEvent<T extends string, P extends z.ZodRawShape>(type: T, payload: P) {
-  return z.object({ ...envelope, type: z.literal(type), nodeId: NodeId, ...payload });
+  return z.object({
+    ...envelope,
+    type: z.literal(type),
+    nodeId: NodeId,
+    ...payload,
+    /** The node's signature; events without a valid one never reach a workflow or a projection. */
+    sig: NodeEventSignature.optional(),
+  });
 }
 
 const nodeIds = z.array(NodeId);

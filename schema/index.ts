@@ -7,6 +7,7 @@ export * from './config.ts';
 export * from './duration.ts';
 export * from './errors.ts';
 export * from './events.ts';
+export * from './identity.ts';
 export * from './ids.ts';
 export * from './labels.ts';
 export * from './p2p.ts';

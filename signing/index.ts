@@ -4,3 +4,4 @@ export * from './nonce-store.ts';
 export * from './sign.ts';
 export * from './verify.ts';
 export * from './plan.ts';
+export * from './node-identity.ts';
