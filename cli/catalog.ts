@@ -60,6 +60,11 @@ export const CATALOG: readonly CatalogEntry[] = [
     async () => (await import('./commands/keys.ts')).keysInit,
   ),
   entry(
+    'keys mesh-init',
+    "create the fleet's mesh pre-shared key (peers without it cannot join the libp2p mesh)",
+    async () => (await import('./commands/keys-mesh.ts')).keysMeshInit,
+  ),
+  entry(
     'keys rauc-init',
     'create a self-signed key and certificate to sign RAUC bundles in trials',
     async () => (await import('./commands/keys.ts')).keysRaucInit,

@@ -12,6 +12,8 @@ import {
   createPeerArtifactSource,
   createSlotflowPeer,
   importImage,
+  loadMeshKey,
+  MeshKeyError,
   watchNatsStatus,
   type ModeChange,
   type ModeSwitch,
@@ -100,6 +102,17 @@ export function p2pEnabled(config: AgentConfig): boolean {
 export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
   const { config, journal, plans, log } = init;
   const nodeId = config.nodeId;
+  if (config.p2p.openMesh) log.warn('the mesh is open: any peer on the allowed networks may connect');
+  let meshKey: Uint8Array | undefined;
+  if (!config.p2p.openMesh) {
+    if (!config.p2p.meshKey) {
+      throw new MeshKeyError(
+        'expected p2p.meshKey (--mesh-key FILE) for the closed mesh, got none; copy the control plane’s ' +
+          'keys/mesh.psk to the node, or set p2p.openMesh: true to run a mesh any peer may join',
+      );
+    }
+    meshKey = await loadMeshKey(config.p2p.meshKey);
+  }
   const peer = await createSlotflowPeer({
     nodeId,
     dataDir: config.dataDir,
@@ -109,6 +122,7 @@ export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
     mdns: config.p2p.mdns,
     ...(config.p2p.allowedNetworks ? { allowedNetworks: config.p2p.allowedNetworks } : {}),
     relay: config.p2p.relay,
+    ...(meshKey ? { meshKey } : { openMesh: true }),
     trustedKeys: init.trustedKeys,
     onCommand: (signed) => init.onCommand(signed),
     onPlan: async (signed) => {
