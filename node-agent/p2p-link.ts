@@ -47,7 +47,9 @@ export type RebootTurn =
 export interface P2pMetrics {
   readonly mode: 'nats' | 'p2p';
   readonly peers: number;
-  readonly gossip: Readonly<Record<'commands' | 'events', { accepted: number; rejected: number }>>;
+  readonly gossip: Readonly<Record<'commands' | 'events' | 'lease', { accepted: number; rejected: number }>>;
+  /** Look-ups that found no enrolment certificate vouching for a peer. */
+  readonly unenrolledPeers: number;
   readonly relayed: number;
   readonly uploadedBytes: number;
 }
@@ -289,7 +291,9 @@ export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
         gossip: {
           commands: { accepted: peer.commands.stats.accepted, rejected: peer.commands.stats.rejected },
           events: { accepted: peer.events.stats.accepted, rejected: peer.events.stats.rejected },
+          lease: { accepted: peer.lease.stats.accepted, rejected: peer.lease.stats.rejected },
         },
+        unenrolledPeers: peer.enrolment.stats.refused,
         relayed: peer.relay.stats.appended,
         uploadedBytes: peer.chunks.server.stats.bytesServed,
       };
