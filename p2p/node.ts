@@ -14,6 +14,7 @@ import { createLibp2p } from 'libp2p';
 import type { Logger } from 'pino';
 import { createLogger } from '../runtime/log.ts';
 import { P2pConfigError } from './errors.ts';
+import { fixPnetCipher } from './pnet-cipher-fix.ts';
 import { createBootstrapDialer, type BootstrapDialer } from './bootstrap-dialer.ts';
 import { createNetworkGater, type GaterStats } from './gater.ts';
 import { loadOrCreatePeerKey } from './identity.ts';
@@ -117,6 +118,7 @@ const INVALID_ONLY_SCORE = createTopicScoreParams({
 /** Creates (but does not start) a libp2p node; the identity is loaded or created in `dataDir`. */
 export async function createP2pNode(init: P2pNodeInit): Promise<P2pNode> {
   const log = init.log ?? createLogger('p2p:node');
+  if (init.meshKey) fixPnetCipher();
   if (!init.meshKey && !init.openMesh) {
     throw new P2pConfigError(
       'expected the mesh pre-shared key (meshKey) to join a closed mesh; give the agent --mesh-key FILE ' +

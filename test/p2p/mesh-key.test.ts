@@ -13,6 +13,7 @@ import {
   type P2pNode,
   type P2pNodeInit,
 } from '../../p2p/index.ts';
+import { fixPnetCipher, xsalsa20 } from '../../p2p/pnet-cipher-fix.ts';
 import { cleanupDirs, LOOPBACK, tempDir, testLog, testMeshKey, until } from './helpers.ts';
 
 const nodes: P2pNode[] = [];
@@ -95,4 +96,21 @@ test('closed mesh - the key file is made private, and a readable or malformed on
     loadMeshKey(join(dir, 'missing.psk')),
     (err: unknown) => err instanceof MeshKeyError && /keys mesh-init/.test(err.message),
   );
+});
+
+test('closed mesh - busy encrypted connections side by side neither exhaust the cipher memory nor garble data', () => {
+  fixPnetCipher();
+  // Two connections' ciphers taking turns with large reads, as chunk transfers do: unfixed, each
+  // turn grew the shared WebAssembly memory by its whole size and the agent died within ~30 turns.
+  const key = new Uint8Array(32).fill(7);
+  const send = xsalsa20(new Uint8Array(24).fill(1), key);
+  const receive = xsalsa20(new Uint8Array(24).fill(1), key);
+  const other = xsalsa20(new Uint8Array(24).fill(2), key);
+  const chunk = new Uint8Array(1 << 20).map((_, i) => i % 251);
+  for (let turn = 0; turn < 70; turn++) {
+    const sealed = send.update(chunk);
+    other.update(new Uint8Array(100 + turn));
+    other.update(chunk);
+    assert.ok(Buffer.from(receive.update(sealed)).equals(Buffer.from(chunk)), `turn ${turn} decrypts`);
+  }
 });
