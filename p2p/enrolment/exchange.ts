@@ -45,7 +45,7 @@ export interface EnrolmentExchangeInit {
   readonly trustedKeys: TrustedKeys;
   /** This node's certificate (verified by the caller); none: the node is not enrolled. */
   readonly own?: EnrolmentCertificate | undefined;
-  /** How long one certificate request may take (default 3 s). */
+  /** How long one certificate request may take (default 10 s: a loaded machine answers late). */
   readonly timeoutMs?: number;
   /** A peer refused is asked again no sooner than this (default 5 s; 1 s when nobody answered). */
   readonly retryMs?: number;
@@ -73,7 +73,7 @@ async function writeJson(stream: Stream, value: unknown, signal: AbortSignal): P
 export function createEnrolmentExchange(init: EnrolmentExchangeInit): EnrolmentExchange {
   const { node, log } = init;
   const libp2p = node.libp2p;
-  const timeoutMs = init.timeoutMs ?? 3_000;
+  const timeoutMs = init.timeoutMs ?? 10_000;
   const retryMs = init.retryMs ?? 5_000;
   const book = createCertificateBook(init.trustedKeys);
   const stats: EnrolmentStats = { verified: 0, refused: 0 };
