@@ -136,6 +136,7 @@ export function createEnrolmentExchange(init: EnrolmentExchangeInit): EnrolmentE
       }
       const nodeId = bound(peerId);
       if (nodeId !== undefined) {
+        failed.delete(peerId);
         stats.verified++;
         log.debug({ peer: peerId, nodeId, source }, 'peer vouched for by its enrolment certificate');
         return { type: 'enrolled', nodeId };
@@ -149,7 +150,12 @@ export function createEnrolmentExchange(init: EnrolmentExchangeInit): EnrolmentE
       refusals.length > 0
         ? { type: 'refused', reason: `peer ${peerId} is not an enrolled node: ${reasons}` }
         : { type: 'unknown', reason: `cannot tell which node peer ${peerId} is: ${reasons}` };
-    failed.set(peerId, { at: Date.now(), vouch });
+    const now = Date.now();
+    // Peers that come and go under new ids must not grow the table for ever.
+    if (failed.size >= 1_024) {
+      for (const [p, f] of failed) if (now - f.at >= retryMs) failed.delete(p);
+    }
+    failed.set(peerId, { at: now, vouch });
     if (vouch.type === 'refused') {
       stats.refused++;
       stats.lastRefusal = vouch.reason;
