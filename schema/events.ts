@@ -87,6 +87,8 @@ export const ImageConverted = rolloutEvent('ImageConverted', {
   /** The slot image's digest (published in the object store). */
   digest: Digest,
   format: z.enum(['ext4', 'squashfs']),
+  /** Set when the slot image was wrapped in a RAUC bundle: for which compatible, signed by which certificate. */
+  bundle: z.object({ compatible: z.string().min(1), signer: Digest }).optional(),
 });
 export const TargetsResolved = rolloutEvent('TargetsResolved', {
   nodeIds,
