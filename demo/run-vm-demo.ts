@@ -100,7 +100,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<RolloutStatusView> {
     const rolloutId = `demo-vm-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}`;
     await startRollout(client, {
       id: rolloutId,
-      image: { type: 'rootfs', path: rootfs },
+      image: { type: 'rootfs', path: rootfs, format: 'squashfs' },
       version: '2.0.0',
       selector: 'demo=vm',
       waves: '1,100%',
