@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { ensureStreams } from '../eventlog/index.ts';
 import { connectNats } from '../runtime/nats.ts';
 import { execaRunner, type Runner } from '../runtime/runner.ts';
-import type { AgentConfig, ConnectionConfig, NodeEvent } from '../schema/index.ts';
+import { nodeInboxPrefix, type AgentConfig, type ConnectionConfig, type NodeEvent } from '../schema/index.ts';
 import { loadTrustedKeys, type TrustedKeys } from '../signing/index.ts';
 import { createArtifactSources } from './artifact/index.ts';
 import { createCommandInbox } from './command-inbox.ts';
@@ -86,8 +86,10 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const trustedKeys = await trustedKeysOf(config.trustedKeysDir, log);
 
   let nc: NatsConnection | undefined;
+  // Replies come under the node's own inbox prefix: its NATS credentials allow no other.
   const connected = connectNats(o.connection.nats, `slotflow-agent-${config.nodeId}`, {
     waitOnFirstConnect: true,
+    inboxPrefix: nodeInboxPrefix(config.nodeId),
   });
   const counts = { accepted: 0, rejected: 0 };
   // Installs report their offset; the counter adds up every install since the agent started.

@@ -12,7 +12,13 @@ export {
   type StackBinaries,
   type ToolRecipe,
 } from './binaries.ts';
-export { PortInUseError, ProvisionError, ServerStartError, StackStateError } from './errors.ts';
+export {
+  PortInUseError,
+  ProvisionError,
+  SecurityMaterialError,
+  ServerStartError,
+  StackStateError,
+} from './errors.ts';
 export { stackDefaults, stackLayout } from './layout.ts';
 export { createLogger } from '../runtime/log.ts';
 export {
@@ -22,8 +28,31 @@ export {
   natsUrl,
   probeJetStream,
   probeNatsHealthz,
+  recordedNatsUrl,
   type NatsServerOptions,
+  type ProbeAuth,
 } from './nats-server.ts';
+export {
+  credsPath,
+  defaultNatsAuthDir,
+  ensureNatsAuth,
+  issueCredentials,
+  issueNodeCredentials,
+  natsAuthPaths,
+  prepareServerSecurity,
+  SLOTFLOW_ACCOUNT,
+  type NatsAuth,
+  type ServerSecurity,
+} from './nats-auth.ts';
+export {
+  cliPermissions,
+  nodePermissions,
+  permissionsOf,
+  workerPermissions,
+  type NatsPermissions,
+  type NatsRole,
+} from './nats-permissions.ts';
+export { DEFAULT_SERVER_NAMES, ensureTlsFiles, tlsPaths, type TlsFiles } from './tls.ts';
 export {
   probeRegistry,
   REGISTRY_BINARY,
@@ -51,6 +80,7 @@ export { stackDown, type StackDownResult, type StoppedServer } from './stack-dow
 export {
   stackStatus,
   stackEnv,
+  type NatsSecurityStatus,
   type NatsStatus,
   type RegistryStatus,
   type StackEnv,
