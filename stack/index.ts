@@ -36,11 +36,13 @@ export {
   credsPath,
   defaultNatsAuthDir,
   ensureNatsAuth,
+  exportCredentials,
   issueCredentials,
   issueNodeCredentials,
   natsAuthPaths,
   prepareServerSecurity,
   SLOTFLOW_ACCOUNT,
+  type ExportedCredentials,
   type NatsAuth,
   type ServerSecurity,
 } from './nats-auth.ts';

@@ -263,3 +263,48 @@ export async function prepareServerSecurity(dir: string, runner?: Runner): Promi
     workerCreds: await existingOrIssued(dir, { type: 'worker' }),
   };
 }
+
+/** What `exportCredentials` wrote for one holder: its creds file and the CA next to it. */
+export interface ExportedCredentials {
+  readonly holder: string;
+  readonly creds: string;
+  readonly ca: string;
+}
+
+/**
+ * Copies each holder's credentials into `<dir>/<holder>/nats.creds` with the CA as
+ * `<dir>/<holder>/ca.pem`, so each machine or container gets a directory with only its own
+ * (compose mounts one volume per holder there). Holders: `worker`, `cli` and node ids (a node
+ * without creds yet gets them issued).
+ */
+export async function exportCredentials(
+  security: ServerSecurity,
+  dir: string,
+  nodeIds: readonly string[],
+): Promise<ExportedCredentials[]> {
+  const clash = nodeIds.find((id) => id === 'worker' || id === 'cli');
+  if (clash) {
+    throw new SecurityMaterialError(
+      `expected node ids other than 'worker' and 'cli' when exporting credentials, got '${clash}'; rename the node`,
+    );
+  }
+  const ca = await readFile(security.ca);
+  const sources: [string, string][] = [
+    ['worker', security.workerCreds],
+    ['cli', security.cliCreds],
+  ];
+  for (const id of nodeIds)
+    sources.push([id, await existingOrIssued(security.authDir, { type: 'node', nodeId: id })]);
+  const out: ExportedCredentials[] = [];
+  for (const [holder, source] of sources) {
+    const target = join(dir, holder);
+    await mkdir(target, { recursive: true });
+    const creds = join(target, 'nats.creds');
+    const caFile = join(target, 'ca.pem');
+    await writeFile(creds, await readFile(source), { mode: 0o600 });
+    await chmod(creds, 0o600);
+    await writeFile(caFile, ca);
+    out.push({ holder, creds, ca: caFile });
+  }
+  return out;
+}

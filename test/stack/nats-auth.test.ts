@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { connect as rawConnect } from 'node:net';
 import { DeliverPolicy, jetstream, jetstreamManager, AckPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -26,7 +26,7 @@ import {
   rolloutEventSubject,
   type ArtifactManifest,
 } from '../../schema/index.ts';
-import { issueCredentials, issueNodeCredentials } from '../../stack/index.ts';
+import { exportCredentials, issueCredentials, issueNodeCredentials } from '../../stack/index.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
 
 let nats: NatsHandle;
@@ -238,4 +238,29 @@ test('nats auth - connections without credentials, with forged credentials or wi
   });
   assert.match(answer, /"tls_required":true/);
   assert.doesNotMatch(answer, /PONG/);
+});
+
+test('nats auth - exported credentials give each holder its own creds and the CA, nothing more', async () => {
+  const dir = `${security().authDir}-export`;
+  const exported = await exportCredentials(security(), dir, ['n4']);
+  assert.deepEqual(
+    exported.map((e) => e.holder),
+    ['worker', 'cli', 'n4'],
+  );
+  const n4 = exported.find((e) => e.holder === 'n4')!;
+  assert.equal((await stat(n4.creds)).mode & 0o777, 0o600);
+  const nc = await connectNats({ servers: [nats.url], credsFile: n4.creds, tls: { ca: n4.ca } }, 'n4', {
+    maxReconnectAttempts: 0,
+    inboxPrefix: nodeInboxPrefix('n4'),
+  });
+  try {
+    assert.ok((await jetstream(nc).publish(nodeEventSubject('n4', 'NodeRegistered'), '{}')).seq > 0);
+    await refused(
+      jetstream(nc).publish(nodeEventSubject('n1', 'NodeRegistered'), '{}', { timeout: 5_000 }),
+      'n4 publishing n1’s event',
+    );
+  } finally {
+    await nc.close();
+  }
+  await assert.rejects(exportCredentials(security(), dir, ['worker']), /other than 'worker' and 'cli'/);
 });
