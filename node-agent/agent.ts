@@ -269,9 +269,13 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     async (conn) => {
       nc = conn;
       log.info({ server: conn.getServer() }, 'connected to NATS');
-      await ensureStreams(await jetstreamManager(conn)).catch((err) =>
-        log.warn({ err: describeError(err) }, 'cannot create the streams; expecting the control plane to'),
-      );
+      await ensureStreams(await jetstreamManager(conn)).catch((err) => {
+        // With its own NATS credentials a node may not touch streams: that is the control plane's.
+        if (/permissions violation/i.test(describeError(err)))
+          log.info('streams are the control plane’s to create');
+        else
+          log.warn({ err: describeError(err) }, 'cannot create the streams; expecting the control plane to');
+      });
       outbox.start(conn);
       inbox.start(conn);
       link?.attach(conn);
