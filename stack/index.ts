@@ -54,7 +54,13 @@ export {
   type NatsPermissions,
   type NatsRole,
 } from './nats-permissions.ts';
-export { DEFAULT_SERVER_NAMES, ensureTlsFiles, tlsPaths, type TlsFiles } from './tls.ts';
+export {
+  DEFAULT_SERVER_NAMES,
+  ensureTlsFiles,
+  issueClientCertificate,
+  tlsPaths,
+  type TlsFiles,
+} from './tls.ts';
 export {
   probeRegistry,
   REGISTRY_BINARY,

@@ -53,34 +53,71 @@ export async function ensureTlsFiles(
   const names = options.names ?? DEFAULT_SERVER_NAMES;
   if ((await Promise.all(Object.values(files).map(exists))).every(Boolean)) return files;
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const openssl = async (args: string[]) => {
-    const r = await runner.run('openssl', args, { timeoutMs: 30_000 });
-    if (!r.ok) {
-      throw new SecurityMaterialError(
-        `expected openssl to make the stack's TLS certificates in ${dir}, but ${r.failure}: ${r.stderr.trim()}; install openssl (apt-get install openssl)`,
-      );
-    }
-  };
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const openssl = opensslIn(dir, runner);
   if (!(await exists(files.ca)) || !(await exists(files.caKey))) {
     await openssl([
-      ...['req', '-x509', ...ec, '-keyout', files.caKey, '-out', files.ca, '-days', '3650'],
+      ...['req', '-x509', ...EC, '-keyout', files.caKey, '-out', files.ca, '-days', '3650'],
       ...['-subj', '/O=slotflow/CN=slotflow local CA'],
       ...['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
     ]);
   }
-  const csr = join(dir, 'server.csr');
-  const ext = join(dir, 'server.ext');
-  await openssl(['req', ...ec, '-keyout', files.key, '-out', csr, '-subj', '/O=slotflow/CN=localhost']);
-  await writeFile(
-    ext,
-    `subjectAltName=${subjectAltName(names)}\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
-  );
+  await signedByCa(openssl, files, {
+    cert: files.cert,
+    key: files.key,
+    commonName: 'localhost',
+    extensions: `subjectAltName=${subjectAltName(names)}\nextendedKeyUsage=serverAuth\n`,
+  });
+  await chmod(files.caKey, 0o600);
+  return files;
+}
+
+const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
+type Openssl = (args: string[]) => Promise<void>;
+
+function opensslIn(dir: string, runner: Runner): Openssl {
+  return async (args) => {
+    const r = await runner.run('openssl', args, { timeoutMs: 30_000 });
+    if (!r.ok) {
+      throw new SecurityMaterialError(
+        `expected openssl to make TLS certificates in ${dir}, but ${r.failure}: ${r.stderr.trim()}; install openssl (apt-get install openssl)`,
+      );
+    }
+  };
+}
+
+/** A new EC key and a certificate for it signed by the CA, with the given extensions. */
+async function signedByCa(
+  openssl: Openssl,
+  ca: Pick<TlsFiles, 'ca' | 'caKey'>,
+  o: { cert: string; key: string; commonName: string; extensions: string },
+): Promise<void> {
+  const csr = `${o.cert}.csr`;
+  const ext = `${o.cert}.ext`;
+  await openssl(['req', ...EC, '-keyout', o.key, '-out', csr, '-subj', `/O=slotflow/CN=${o.commonName}`]);
+  await writeFile(ext, `${o.extensions}keyUsage=critical,digitalSignature\n`);
   await openssl([
-    ...['x509', '-req', '-in', csr, '-CA', files.ca, '-CAkey', files.caKey, '-CAcreateserial'],
-    ...['-out', files.cert, '-days', '825', '-extfile', ext],
+    ...['x509', '-req', '-in', csr, '-CA', ca.ca, '-CAkey', ca.caKey, '-CAcreateserial'],
+    ...['-out', o.cert, '-days', '825', '-extfile', ext],
   ]);
   await Promise.all([rm(csr, { force: true }), rm(ext, { force: true })]);
-  await Promise.all([chmod(files.caKey, 0o600), chmod(files.key, 0o600)]);
-  return files;
+  await chmod(o.key, 0o600);
+}
+
+/**
+ * A client certificate signed by the CA in `dir` (made by ensureTlsFiles), for mutual TLS:
+ * `<dir>/<name>.pem` and `<dir>/<name>.key` (0600).
+ */
+export async function issueClientCertificate(
+  dir: string,
+  name: string,
+  runner: Runner = execaRunner,
+): Promise<{ cert: string; key: string }> {
+  const out = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+  await signedByCa(opensslIn(dir, runner), tlsPaths(dir), {
+    ...out,
+    commonName: name,
+    extensions: 'extendedKeyUsage=clientAuth\n',
+  });
+  return out;
 }
