@@ -41,11 +41,13 @@ export {
   issueNodeCredentials,
   natsAuthPaths,
   prepareServerSecurity,
+  readRevocations,
   SLOTFLOW_ACCOUNT,
   type ExportedCredentials,
   type NatsAuth,
   type ServerSecurity,
 } from './nats-auth.ts';
+export { reloadStackNats, revokeNodeCredentials, type NatsRevocation } from './nats-revocation.ts';
 export {
   cliPermissions,
   nodePermissions,

@@ -49,6 +49,10 @@ export function natsAuthPaths(dir: string) {
     serverConfig: join(dir, 'nats-server.conf'),
     credsDir: join(dir, 'creds'),
     tlsDir: join(dir, 'tls'),
+    /** `issued/<nodeId>/<user public key>`: every user key a node was ever given, for revocation. */
+    issuedDir: join(dir, 'issued'),
+    /** User public keys the SLOTFLOW account revokes, with when (Unix seconds). */
+    revocations: join(dir, 'revocations.json'),
   };
 }
 
@@ -113,10 +117,31 @@ function newSeeds(): AuthSeeds {
 
 const kp = (s: string) => fromSeed(new TextEncoder().encode(s));
 
+const Revocations = z.record(z.string().regex(/^U[A-Z2-7]{55}$/), z.number().int().nonnegative());
+
+/** The revoked user keys (empty when none were revoked). */
+export async function readRevocations(dir: string): Promise<Record<string, number>> {
+  const path = natsAuthPaths(dir).revocations;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+  const parsed = Revocations.safeParse(JSON.parse(text));
+  if (!parsed.success) {
+    throw new SecurityMaterialError(
+      `${path} is not a list of revoked NATS user keys: ${z.prettifyError(parsed.error)}; fix or delete it (deleting it lets revoked nodes back in)`,
+    );
+  }
+  return parsed.data;
+}
+
 /**
  * Loads the operator and accounts from `dir`, creating them on first use, and writes the
- * operator JWT. The JWTs are re-signed each time; the keys (and so every credential issued
- * before) stay the same.
+ * operator JWT (once). The account JWTs are re-signed each time; the keys (and so every
+ * credential issued before) stay the same.
  */
 export async function ensureNatsAuth(dir: string): Promise<NatsAuth> {
   const paths = natsAuthPaths(dir);
@@ -130,9 +155,12 @@ export async function ensureNatsAuth(dir: string): Promise<NatsAuth> {
   const system = kp(seeds.system);
   const account = kp(seeds.account);
   const signing = kp(seeds.accountSigning);
-  const operatorJwt = await encodeOperator('slotflow', operator, {
-    system_account: system.getPublicKey(),
-  });
+  // The operator JWT is made once: nats-server refuses a configuration reload that changes it.
+  const operatorJwt =
+    (await readFile(paths.operatorJwt, 'utf8').then(
+      (text) => text.trim(),
+      () => undefined,
+    )) ?? (await encodeOperator('slotflow', operator, { system_account: system.getPublicKey() }));
   const systemJwt = await encodeAccount('SYS', system, { limits: UNLIMITED }, { signer: operator });
   const accountJwt = await encodeAccount(
     SLOTFLOW_ACCOUNT,
@@ -140,6 +168,7 @@ export async function ensureNatsAuth(dir: string): Promise<NatsAuth> {
     {
       signing_keys: [signing.getPublicKey()],
       limits: { ...UNLIMITED, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 },
+      revocations: await readRevocations(dir),
     },
     { signer: operator },
   );
@@ -216,6 +245,11 @@ export async function issueCredentials(dir: string, role: NatsRole): Promise<str
   );
   const path = credsPath(dir, role);
   await mkdir(natsAuthPaths(dir).credsDir, { recursive: true, mode: 0o700 });
+  if (role.type === 'node') {
+    const issued = join(natsAuthPaths(dir).issuedDir, role.nodeId);
+    await mkdir(issued, { recursive: true, mode: 0o700 });
+    await writeFile(join(issued, user.getPublicKey()), '');
+  }
   await writeFile(path, fmtCreds(jwt, user), { mode: 0o600 });
   await chmod(path, 0o600);
   return path;

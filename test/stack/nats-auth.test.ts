@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { connect as rawConnect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DeliverPolicy, jetstream, jetstreamManager, AckPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Objm } from '@nats-io/obj';
@@ -26,7 +27,13 @@ import {
   rolloutEventSubject,
   type ArtifactManifest,
 } from '../../schema/index.ts';
-import { exportCredentials, issueCredentials, issueNodeCredentials } from '../../stack/index.ts';
+import {
+  credsPath,
+  exportCredentials,
+  issueCredentials,
+  issueNodeCredentials,
+  revokeNodeCredentials,
+} from '../../stack/index.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
 
 let nats: NatsHandle;
@@ -263,4 +270,26 @@ test('nats auth - exported credentials give each holder its own creds and the CA
     await nc.close();
   }
   await assert.rejects(exportCredentials(security(), dir, ['worker']), /other than 'worker' and 'cli'/);
+});
+
+test('nats auth - a revoked node is cut off on reload, without a restart; other nodes stay', async () => {
+  const pid = nats.pid;
+  const n5 = await asNode('n5');
+  const closed = n5.closed();
+  assert.ok((await jetstream(n5).publish(nodeEventSubject('n5', 'NodeHeartbeat'), '{}')).seq > 0);
+
+  const revocation = await revokeNodeCredentials(security().authDir, 'n5');
+  assert.equal(revocation.userKeys.length, 1);
+  process.kill(nats.pid, 'SIGHUP'); // what reloadStackNats does for the local stack
+  const reason = await Promise.race([closed, sleep(10_000).then(() => 'still connected')]);
+  assert.match(String(reason), /revoked|authorization violation/i);
+  await assert.rejects(
+    connectWith(credsPath(security().authDir, { type: 'node', nodeId: 'n5' }), 'n5-again'),
+    /authorization violation/i,
+  );
+  assert.ok((await jetstream(n1).publish(nodeEventSubject('n1', 'NodeHeartbeat'), '{}')).seq > 0);
+  // Re-enrolled later, the node gets a new key that the revocation does not cover.
+  const again = await asNode('n5');
+  await again.close();
+  assert.equal(nats.pid, pid, 'the server was not restarted');
 });
