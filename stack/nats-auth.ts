@@ -1,9 +1,10 @@
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   createAccount,
   createOperator,
   createUser,
+  decode,
   encodeAccount,
   encodeOperator,
   encodeUser,
@@ -95,7 +96,18 @@ async function readSeeds(path: string): Promise<AuthSeeds | undefined> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  const parsed = AuthSeeds.safeParse(JSON.parse(text));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new SecurityMaterialError(
+      `${path} is not JSON (${(err as Error).message}); restore it from a backup`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const parsed = AuthSeeds.safeParse(json);
   if (!parsed.success) {
     throw new SecurityMaterialError(
       `${path} is not slotflow's NATS auth file: ${z.prettifyError(parsed.error)}; move it away to make a new operator (every issued credential then stops working)`,
@@ -138,6 +150,47 @@ export async function readRevocations(dir: string): Promise<Record<string, numbe
   return parsed.data;
 }
 
+/** The seeds in `path`, made on first use (a concurrent first use reads the winner's). */
+async function loadOrCreateSeeds(path: string): Promise<AuthSeeds> {
+  const existing = await readSeeds(path);
+  if (existing) return existing;
+  try {
+    await writeFile(path, JSON.stringify(newSeeds(), null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const seeds = await readSeeds(path);
+  if (!seeds) throw new SecurityMaterialError(`expected ${path} after writing it, but it is gone`);
+  return seeds;
+}
+
+/**
+ * The operator JWT, made once and kept: nats-server refuses a configuration reload that changes
+ * it. One made for another operator key (auth.json replaced) is made again.
+ */
+async function loadOrCreateOperatorJwt(
+  path: string,
+  operator: KeyPair,
+  systemAccount: string,
+): Promise<string> {
+  const existing = await readFile(path, 'utf8').then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  if (existing) {
+    try {
+      if (decode(existing).sub === operator.getPublicKey()) return existing;
+    } catch {
+      // not a JWT: made again below
+    }
+  }
+  const jwt = await encodeOperator('slotflow', operator, { system_account: systemAccount });
+  const temp = `${path}.${process.pid}.tmp`;
+  await writeFile(temp, jwt + '\n');
+  await rename(temp, path);
+  return jwt;
+}
+
 /**
  * Loads the operator and accounts from `dir`, creating them on first use, and writes the
  * operator JWT (once). The account JWTs are re-signed each time; the keys (and so every
@@ -146,21 +199,12 @@ export async function readRevocations(dir: string): Promise<Record<string, numbe
 export async function ensureNatsAuth(dir: string): Promise<NatsAuth> {
   const paths = natsAuthPaths(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  let seeds = await readSeeds(paths.seeds);
-  if (!seeds) {
-    seeds = newSeeds();
-    await writeFile(paths.seeds, JSON.stringify(seeds, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-  }
+  const seeds = await loadOrCreateSeeds(paths.seeds);
   const operator = kp(seeds.operator);
   const system = kp(seeds.system);
   const account = kp(seeds.account);
   const signing = kp(seeds.accountSigning);
-  // The operator JWT is made once: nats-server refuses a configuration reload that changes it.
-  const operatorJwt =
-    (await readFile(paths.operatorJwt, 'utf8').then(
-      (text) => text.trim(),
-      () => undefined,
-    )) ?? (await encodeOperator('slotflow', operator, { system_account: system.getPublicKey() }));
+  const operatorJwt = await loadOrCreateOperatorJwt(paths.operatorJwt, operator, system.getPublicKey());
   const systemJwt = await encodeAccount('SYS', system, { limits: UNLIMITED }, { signer: operator });
   const accountJwt = await encodeAccount(
     SLOTFLOW_ACCOUNT,
@@ -172,7 +216,6 @@ export async function ensureNatsAuth(dir: string): Promise<NatsAuth> {
     },
     { signer: operator },
   );
-  await writeFile(paths.operatorJwt, operatorJwt + '\n');
   return {
     dir,
     operatorJwt,
@@ -216,7 +259,10 @@ export function serverAuthConfig(auth: NatsAuth, tls: ServerTls, operatorJwt: st
 /** Writes the server configuration into the auth dir and returns its path. */
 export async function writeServerConfig(auth: NatsAuth, tls: ServerTls): Promise<string> {
   const paths = natsAuthPaths(auth.dir);
-  await writeFile(paths.serverConfig, serverAuthConfig(auth, tls, paths.operatorJwt));
+  // Whole or not at all: a reload may read it at any moment.
+  const temp = `${paths.serverConfig}.${process.pid}.tmp`;
+  await writeFile(temp, serverAuthConfig(auth, tls, paths.operatorJwt));
+  await rename(temp, paths.serverConfig);
   return paths.serverConfig;
 }
 

@@ -3,7 +3,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect as rawConnect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeliverPolicy, jetstream, jetstreamManager, AckPolicy } from '@nats-io/jetstream';
@@ -29,6 +31,7 @@ import {
 } from '../../schema/index.ts';
 import {
   credsPath,
+  ensureNatsAuth,
   exportCredentials,
   issueCredentials,
   issueNodeCredentials,
@@ -292,4 +295,19 @@ test('nats auth - a revoked node is cut off on reload, without a restart; other 
   const again = await asNode('n5');
   await again.close();
   assert.equal(nats.pid, pid, 'the server was not restarted');
+});
+
+test('nats auth - the auth file with the account keys must be readable by its owner only', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'slotflow-nats-auth-'));
+  try {
+    await ensureNatsAuth(dir);
+    await chmod(join(dir, 'auth.json'), 0o644);
+    await assert.rejects(ensureNatsAuth(dir), (err: Error) => {
+      assert.equal(err.name, 'SecurityMaterialError');
+      assert.match(err.message, /mode 0600.*found 644.*chmod 600/);
+      return true;
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
