@@ -35,6 +35,11 @@ export const CATALOG: readonly CatalogEntry[] = [
     async () => (await stack()).stackDownCommand,
   ),
   entry(
+    'stack nats-auth',
+    "make the secured NATS's operator, certificates and credentials (worker, CLI, nodes) without starting it",
+    async () => (await import('./commands/nats-auth.ts')).stackNatsAuthCommand,
+  ),
+  entry(
     'provision',
     'locate or build the Temporal CLI and nats-server the local stack runs',
     async () => (await import('./commands/provision.ts')).provisionCommand,

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { ensureStreams } from '../eventlog/index.ts';
 import { connectNats } from '../runtime/nats.ts';
 import { execaRunner, type Runner } from '../runtime/runner.ts';
-import type { AgentConfig, ConnectionConfig, NodeEvent } from '../schema/index.ts';
+import { nodeInboxPrefix, type AgentConfig, type ConnectionConfig, type NodeEvent } from '../schema/index.ts';
 import { loadTrustedKeys, type TrustedKeys } from '../signing/index.ts';
 import { createArtifactSources } from './artifact/index.ts';
 import { createCommandInbox } from './command-inbox.ts';
@@ -86,8 +86,10 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const trustedKeys = await trustedKeysOf(config.trustedKeysDir, log);
 
   let nc: NatsConnection | undefined;
+  // Replies come under the node's own inbox prefix: its NATS credentials allow no other.
   const connected = connectNats(o.connection.nats, `slotflow-agent-${config.nodeId}`, {
     waitOnFirstConnect: true,
+    inboxPrefix: nodeInboxPrefix(config.nodeId),
   });
   const counts = { accepted: 0, rejected: 0 };
   // Installs report their offset; the counter adds up every install since the agent started.
@@ -267,9 +269,13 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     async (conn) => {
       nc = conn;
       log.info({ server: conn.getServer() }, 'connected to NATS');
-      await ensureStreams(await jetstreamManager(conn)).catch((err) =>
-        log.warn({ err: describeError(err) }, 'cannot create the streams; expecting the control plane to'),
-      );
+      await ensureStreams(await jetstreamManager(conn)).catch((err) => {
+        // With its own NATS credentials a node may not touch streams: that is the control plane's.
+        if (/permissions violation/i.test(describeError(err)))
+          log.info('streams are the control plane’s to create');
+        else
+          log.warn({ err: describeError(err) }, 'cannot create the streams; expecting the control plane to');
+      });
       outbox.start(conn);
       inbox.start(conn);
       link?.attach(conn);

@@ -80,7 +80,7 @@ export interface CommandInbox {
 const ACK_WAIT_MS = 5_000;
 
 /** Creates the node's durable pull consumer, or brings an existing one to this configuration. */
-async function ensureConsumer(nc: NatsConnection, nodeId: string): Promise<void> {
+export async function ensureConsumer(nc: NatsConnection, nodeId: string): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const name = commandConsumerName(nodeId);
   const config = {
