@@ -188,16 +188,21 @@ export interface Rotation {
   readonly publicPath: string;
 }
 
+/** A new key about to join the keyring, for the announcement. */
+export type NewKey = Omit<Rotation, 'created'> & { readonly keyId: string };
+
 /**
- * Adds a new key pair that signs from `now + overlapMs` on; until then the current key keeps
- * signing, so agents can learn the new key first.
+ * Adds a new key pair that signs from `overlapMs` after it joined the keyring; until then the
+ * current key keeps signing, so agents can learn the new key first. `announce` (telling the
+ * agents) runs before the key joins: if it fails, the new key is removed and nothing changed, so
+ * no agent is left with a schedule it never heard of.
  */
 export async function rotateKeys(
   home: string,
-  { overlapMs, now = new Date() }: { overlapMs: number; now?: Date },
+  opts: { overlapMs: number; now?: Date; announce?: (key: NewKey) => Promise<void> },
 ): Promise<Rotation> {
   const ring = await readKeyring(home);
-  const announcer = await loadEntry(home, signerAt(ring, now));
+  const announcer = await loadEntry(home, signerAt(ring, opts.now ?? new Date()));
   const fresh = generateKeyPairSync('ed25519');
   const keyId = keyIdOf(fresh.publicKey);
   const file = `${FIRST_KEY_FILE}-${keyId}`;
@@ -209,11 +214,19 @@ export async function rotateKeys(
     0o600,
   );
   await writeAtomic(paths.publicPath, publicKeyPem, 0o644);
+  try {
+    await opts.announce?.({ announcer, keyId, publicKeyPem, ...paths });
+  } catch (err) {
+    await rm(paths.privatePath, { force: true });
+    await rm(paths.publicPath, { force: true });
+    throw err;
+  }
+  const joined = opts.now ?? new Date();
   const created: KeyringEntry = {
     keyId,
     file,
-    createdAt: now.toISOString(),
-    signsFrom: new Date(now.getTime() + overlapMs).toISOString(),
+    createdAt: joined.toISOString(),
+    signsFrom: new Date(joined.getTime() + opts.overlapMs).toISOString(),
   };
   await writeKeyring(home, { v: KEYRING_VERSION, keys: [...ring.keys, created] });
   return { announcer, created, publicKeyPem, ...paths };

@@ -13,7 +13,7 @@ import {
 } from '../../signing/index.ts';
 import { parseFlags, type Command } from '../command.ts';
 import { cliConfig, printJson, withNats } from '../context.ts';
-import { announceToFleet } from '../key-announcement.ts';
+import { announceToFleet, type Announcement } from '../key-announcement.ts';
 import { OperationFailed, UsageError } from '../usage-error.ts';
 
 const usage = 'slotflow keys init [--force --strand-agents] [--export-public DIR] [--json]';
@@ -171,16 +171,25 @@ export const keysRotate: Command = {
     const overlapMs = durationFlag('overlap', values.overlap, HOUR_MS);
     const ttlMs = durationFlag('ttl', values.ttl, 12 * HOUR_MS);
     const config = cliConfig();
-    const rotation = await keyring(() => rotateKeys(config.home, { overlapMs }));
-    const { created } = rotation;
-    const sent = await withNats(config, (nc) =>
-      announceToFleet(
-        nc,
-        { type: 'TrustKey', trustKeyId: created.keyId, publicKey: rotation.publicKeyPem },
-        rotation.announcer,
-        ttlMs,
+    let sent: Announcement | undefined;
+    const rotation = await keyring(() =>
+      withNats(config, (nc) =>
+        rotateKeys(config.home, {
+          overlapMs,
+          // Agents hear of the key before it joins the keyring: a failed announcement changes nothing.
+          announce: async (key) => {
+            sent = await announceToFleet(
+              nc,
+              { type: 'TrustKey', trustKeyId: key.keyId, publicKey: key.publicKeyPem },
+              key.announcer,
+              ttlMs,
+            );
+          },
+        }),
       ),
     );
+    const { created } = rotation;
+    if (!sent) throw new Error('the rotation was not announced');
     if (values.json) {
       printJson({
         keyId: created.keyId,

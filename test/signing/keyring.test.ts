@@ -168,3 +168,22 @@ test('verify - a command signed by a revoked key is refused as revoked even if t
   });
   assert.equal(!result.ok && result.reason, 'revoked-key');
 });
+
+test('keyring - a rotation whose announcement fails changes nothing', async () => {
+  const dir = await home();
+  const before = await readKeyring(dir);
+  let paths: string[] = [];
+  await assert.rejects(
+    rotateKeys(dir, {
+      overlapMs: 0,
+      announce: async (key) => {
+        paths = [key.privatePath, key.publicPath];
+        assert.equal(await exists(key.privatePath), true);
+        throw new Error('NATS is unreachable');
+      },
+    }),
+    /NATS is unreachable/,
+  );
+  assert.deepEqual(await readKeyring(dir), before);
+  for (const path of paths) assert.equal(await exists(path), false, `${path} removed`);
+});
