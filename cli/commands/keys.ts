@@ -6,6 +6,8 @@ import {
   KeyringError,
   initKeys,
   keyPaths,
+  keysDir,
+  REVOKED_DIR,
   readKeyring,
   revokeKey,
   rotateKeys,
@@ -280,7 +282,9 @@ export const keysList: Command = {
           : Date.parse(k.signsFrom) > now.getTime()
             ? 'next'
             : 'retiring',
-      publicPath: keyPaths(home, k).publicPath,
+      publicPath: k.revokedAt
+        ? join(keysDir(home), REVOKED_DIR, `${k.file}.pub`)
+        : keyPaths(home, k).publicPath,
     }));
     if (values.json) {
       printJson({ signing, keys });
