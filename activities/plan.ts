@@ -14,7 +14,7 @@ import {
   type PlanUpgrade,
   type Threshold,
 } from '../schema/index.ts';
-import { signPlan, type SigningKey } from '../signing/index.ts';
+import { signPlan, type SigningKeySource } from '../signing/index.ts';
 import { windowAround } from '../workflows/planning.ts';
 
 /** A plan never lives shorter than this, so a site that loses NATS right away still has time. */
@@ -85,12 +85,12 @@ export function createPlanActivities({
   js,
   log,
   kv,
-  key,
+  signer,
 }: {
   js: JetStreamClient;
   log: EventLog;
   kv: KV;
-  key: SigningKey;
+  signer: SigningKeySource;
 }) {
   return {
     /**
@@ -105,6 +105,7 @@ export function createPlanActivities({
         if (peerId) peerIds[nodeId] = peerId;
       }
       const now = Date.now();
+      const key = await signer.current(new Date(now));
       let signed;
       try {
         const draft = parseWith(

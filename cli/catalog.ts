@@ -65,6 +65,21 @@ export const CATALOG: readonly CatalogEntry[] = [
     async () => (await import('./commands/keys.ts')).keysInit,
   ),
   entry(
+    'keys rotate',
+    'create a new control-plane key, announce it to every agent, switch to it after an overlap',
+    async () => (await import('./commands/keys.ts')).keysRotate,
+  ),
+  entry(
+    'keys revoke',
+    'retire a control-plane key and tell every agent to refuse it',
+    async () => (await import('./commands/keys.ts')).keysRevoke,
+  ),
+  entry(
+    'keys list',
+    "list the control plane's keys: which one signs now, which next, which are revoked",
+    async () => (await import('./commands/keys.ts')).keysList,
+  ),
+  entry(
     'keys rauc-init',
     'create a self-signed key and certificate to sign RAUC bundles in trials',
     async () => (await import('./commands/keys.ts')).keysRaucInit,

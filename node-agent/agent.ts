@@ -21,6 +21,8 @@ import { startMetricsServer } from './metrics.ts';
 import { createOutboxPublisher } from './outbox.ts';
 import { createP2pLink, p2pEnabled, type P2pLink } from './p2p-link.ts';
 import { openPlanBook } from './plans.ts';
+import { openTrustStore } from './trusted-keys.ts';
+import { openVersionFloor } from './version-floor.ts';
 import { agentPaths } from './paths.ts';
 import { createCommandReboot } from './reboot/command.ts';
 import type { RebootDriver } from './reboot/reboot-driver.ts';
@@ -83,7 +85,13 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const journal = await openJournal(paths.journal);
   const driver = createSlotDriver(config, paths, runner, async () => o.bootId, o.faults, log);
   await driver.init(config.initialVersion);
-  const trustedKeys = await trustedKeysOf(config.trustedKeysDir, log);
+  // The *.pub directory is the bootstrap trust; key commands since then live in the data dir.
+  const trust = await openTrustStore({
+    file: paths.trustedKeys,
+    bootstrap: await trustedKeysOf(config.trustedKeysDir, log),
+  });
+  const trustedKeys = trust.keys;
+  const floor = await openVersionFloor(paths.versionFloor);
 
   let nc: NatsConnection | undefined;
   // Replies come under the node's own inbox prefix: its NATS credentials allow no other.
@@ -165,6 +173,16 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     onImageFetched: async (manifest, path) => link?.seed(manifest, path),
     rebootTurn: async (rolloutId, signal) => (link ? link.rebootTurn(rolloutId, signal) : { type: 'free' }),
     onFinished: (op, final) => {
+      if (op.kind === 'upgrade' && final?.type === 'UpgradeCommitted') {
+        floor
+          .raise(op.toVersion)
+          .catch((err: unknown) =>
+            log.error(
+              { err: describeError(err) },
+              'cannot raise the minimum version; it is raised at the next start',
+            ),
+          );
+      }
       if (op.kind === 'upgrade' && link) {
         const outcome =
           final?.type === 'UpgradeCommitted'
@@ -184,7 +202,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     journal,
     driver,
     executor,
-    trustedKeys,
+    trust,
+    floor,
+    maxCommandLifetimeMs: config.maxCommandLifetime,
     healthChecks: config.healthChecks.map((c) => c.name),
     initialVersion: config.initialVersion,
     log: log.child({ name: 'agent:commands' }),
@@ -247,6 +267,10 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   };
 
   const status = await driver.status();
+  // A committed system is the floor: this catches a raise lost to a crash right after the commit.
+  if (!status.trial && journal.data.state === 'idle') {
+    await floor.raise(bootedImage(status, config.initialVersion).version);
+  }
   await journal.commit((d) => {
     d.outbox.push(
       nodeEvent(config.nodeId, 'NodeRegistered', {

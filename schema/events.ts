@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ArtifactManifest } from './artifact.ts';
 import { Digest, MessageId, NodeId, RolloutId, Slot, Timestamp } from './ids.ts';
-import { NodeEventSignature } from './identity.ts';
+import { KeyId, NodeEventSignature } from './identity.ts';
 import { Labels } from './labels.ts';
 import { RolloutSpec } from './rollout-spec.ts';
 
@@ -64,6 +64,10 @@ export const RejectReason = z.enum([
   'busy',
   'artifact-invalid',
   'unsupported',
+  /** Signed by a control-plane key the node was told to stop trusting. */
+  'revoked-key',
+  /** Valid for longer than the node accepts (its maximum command lifetime). */
+  'expiry-too-far',
 ]);
 export type RejectReason = z.infer<typeof RejectReason>;
 
@@ -205,6 +209,20 @@ export const NodeModeChanged = nodeEvent('NodeModeChanged', {
   reason: z.string(),
 });
 
+/** The node trusts one more control-plane key (announced by a TrustKey command). */
+export const ControlPlaneKeyTrusted = nodeEvent('ControlPlaneKeyTrusted', {
+  commandId: MessageId,
+  keyId: KeyId,
+  /** The key that signed the announcement. */
+  announcedBy: KeyId,
+});
+/** The node refuses a control-plane key from now on (a RevokeKey command). */
+export const ControlPlaneKeyRevoked = nodeEvent('ControlPlaneKeyRevoked', {
+  commandId: MessageId,
+  keyId: KeyId,
+  revokedBy: KeyId,
+});
+
 /** Every rollout event. */
 export const RolloutEvent = z.discriminatedUnion('type', [
   RolloutStarted,
@@ -242,6 +260,8 @@ export const NodeEvent = z.discriminatedUnion('type', [
   NodeFellBack,
   NodeRolledBack,
   NodeModeChanged,
+  ControlPlaneKeyTrusted,
+  ControlPlaneKeyRevoked,
 ]);
 export type NodeEvent = z.infer<typeof NodeEvent>;
 
