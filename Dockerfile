@@ -6,8 +6,9 @@ FROM node:24-bookworm-slim
 
 # e2fsprogs and squashfs-tools: the image builder writes slot images with `mkfs.ext4 -d` and
 # `mksquashfs`; skopeo and umoci pull and unpack OCI images into slot images. ca-certificates: TLS to NATS and Temporal when they are configured for it.
+# openssl: `stack nats-auth` makes the secured NATS's CA and server certificate with it.
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends ca-certificates e2fsprogs squashfs-tools skopeo umoci \
+  && apt-get install -y --no-install-recommends ca-certificates e2fsprogs openssl squashfs-tools skopeo umoci \
   && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
@@ -25,8 +26,11 @@ COPY . .
 # State directories are created here, owned by the runtime user, so that named volumes mounted
 # on them start out writable by it (Docker copies ownership into an empty named volume).
 RUN ln -s /app/bin/slotflow /usr/local/bin/slotflow \
-  && mkdir -p /var/lib/slotflow /var/lib/slotflow-agent \
-  && chown node:node /var/lib/slotflow /var/lib/slotflow-agent
+  && mkdir -p /var/lib/slotflow /var/lib/slotflow-agent /var/lib/slotflow-nats /var/lib/slotflow-nats-auth \
+    /var/lib/slotflow-nats-creds/worker /var/lib/slotflow-nats-creds/cli \
+    /var/lib/slotflow-nats-creds/node-1 /var/lib/slotflow-nats-creds/node-2 /var/lib/slotflow-nats-creds/node-3 \
+  && chown -R node:node /var/lib/slotflow /var/lib/slotflow-agent /var/lib/slotflow-nats \
+    /var/lib/slotflow-nats-auth /var/lib/slotflow-nats-creds
 
 # The node image's unprivileged user. A real node agent runs as root under systemd because it
 # writes boot slots; in containers the `file` slot driver only needs its data directory.

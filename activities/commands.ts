@@ -1,6 +1,6 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { ApplicationFailure } from '@temporalio/common';
-import { newNonce, signCommand, type SigningKey } from '../signing/index.ts';
+import { newNonce, signCommand, type SigningKeySource } from '../signing/index.ts';
 import { COMMANDS_STREAM, SchemaError, commandSubject, type CommandInput } from '../schema/index.ts';
 
 /** A command as the workflow describes it; the activity adds nonce, times and the signature. */
@@ -11,7 +11,7 @@ export type CommandRequest = CommandInput extends infer C
   : never;
 
 /** Activities that sign commands and put them on the node's durable command subject. */
-export function createCommandActivities({ js, key }: { js: JetStreamClient; key: SigningKey }) {
+export function createCommandActivities({ js, signer }: { js: JetStreamClient; signer: SigningKeySource }) {
   return {
     /**
      * Signs and publishes a command. The command id is the Nats-Msg-Id: a retry within the
@@ -22,6 +22,7 @@ export function createCommandActivities({ js, key }: { js: JetStreamClient; key:
     ): Promise<{ commandId: string; seq: number; duplicate: boolean }> {
       const { ttlMs, ...rest } = request;
       const now = Date.now();
+      const key = await signer.current(new Date(now));
       let signed;
       try {
         signed = signCommand(

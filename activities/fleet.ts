@@ -2,6 +2,7 @@ import type { KV } from '@nats-io/kv';
 import type { EventLog } from '../eventlog/index.ts';
 import { catchUp, loadProjection } from '../projection/index.ts';
 import { compareVersions, selectorMatches, type SelectorTerm } from '../schema/index.ts';
+import { certificateDigest } from './builders/rauc-bundle.ts';
 
 /** A node chosen for a rollout and the version it runs now. */
 export interface Target {
@@ -59,16 +60,28 @@ export function createFleetActivities({ log, kv }: { log: EventLog; kv: KV }) {
       return wanted;
     },
 
-    /** The slot image an earlier rollout converted this OCI digest into, per its ImageConverted event. */
+    /**
+     * The slot image an earlier rollout converted this OCI digest into, per its ImageConverted
+     * event: same filesystem, and for a RAUC bundle the same compatible and signing certificate.
+     */
     async findConvertedImage(input: {
       ociDigest: string;
       format: 'ext4' | 'squashfs';
+      bundle?: { compatible: string; cert: string };
     }): Promise<{ digest: string; rolloutId: string } | undefined> {
+      // An unreadable certificate matches nothing; the build then says what is wrong with it.
+      const signer = input.bundle
+        ? await certificateDigest(input.bundle.cert).catch(() => undefined)
+        : undefined;
       const projection = await catchUp(await loadProjection(kv), log);
       for (const rollout of projection.rollouts.values()) {
         const c = rollout.converted;
-        if (c && c.ociDigest === input.ociDigest && c.format === input.format && rollout.imageDigest)
-          return { digest: rollout.imageDigest, rolloutId: rollout.rolloutId };
+        if (!c || c.ociDigest !== input.ociDigest || c.format !== input.format || !rollout.imageDigest)
+          continue;
+        const sameBundle = input.bundle
+          ? c.bundle?.compatible === input.bundle.compatible && c.bundle.signer === signer
+          : c.bundle === undefined;
+        if (sameBundle) return { digest: rollout.imageDigest, rolloutId: rollout.rolloutId };
       }
       return undefined;
     },

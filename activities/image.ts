@@ -6,7 +6,13 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { ArtifactManifest, IMAGES_BUCKET, type ImageRequest, type ImageSource } from '../schema/index.ts';
+import {
+  ArtifactManifest,
+  IMAGES_BUCKET,
+  type ImageRequest,
+  type ImageSource,
+  type RaucBundleRequest,
+} from '../schema/index.ts';
 import type { Runner } from '../runtime/runner.ts';
 import { BuildError, type BuildOutput, type ImageBuilder } from './builders/builder.ts';
 import { createContainerfileBuilder } from './builders/containerfile.ts';
@@ -15,7 +21,7 @@ import { formatOciReference, parseOciReference, pinOciReference } from './builde
 import { createOciBuilder } from './builders/oci-convert.ts';
 import { imageFromRootfs, pushImage, type PushedImage } from './builders/oci-push.ts';
 import { fetchManifest } from './builders/oci-registry.ts';
-import { wrapInRaucBundle, type RaucBundleOutput } from './builders/rauc-bundle.ts';
+import { certificateDigest, wrapInRaucBundle, type RaucBundleOutput } from './builders/rauc-bundle.ts';
 import { createExt4Builder, createSquashfsBuilder } from './builders/rootfs.ts';
 
 // The pure-JS hash is ~4x slower than node:crypto for the object store's digest.
@@ -31,7 +37,7 @@ export const ImageErrorType = {
 /** What the image build workflow builds: a rootfs, a Containerfile, or a pinned OCI image to convert. */
 export type BuildRequest =
   | Extract<ImageRequest, { type: 'rootfs' | 'containerfile' }>
-  | { type: 'oci'; reference: string; format: 'ext4' | 'squashfs' };
+  | { type: 'oci'; reference: string; format: 'ext4' | 'squashfs'; rauc?: RaucBundleRequest };
 
 /** What `image build --push` pushes: the Containerfile build's image, or a rootfs packed as one layer. */
 export type PushSource = { type: 'container'; image: string } | { type: 'rootfs'; path: string };
@@ -54,6 +60,8 @@ export interface BuiltImage {
   hostTaskQueue: string;
   /** The container image a Containerfile build left in local storage, for a push. */
   containerImage?: string;
+  /** The RAUC bundle the slot image was wrapped in: compatible and the signing certificate's digest. */
+  bundle?: { compatible: string; signer: string };
 }
 
 export interface ImageActivityDeps {
@@ -102,7 +110,7 @@ export function createImageActivities(deps: ImageActivityDeps) {
       const outDir = join(deps.buildsDir, input.buildId);
       await mkdir(outDir, { recursive: true });
       try {
-        const rauc = input.request.type === 'oci' ? undefined : input.request.rauc;
+        const rauc = input.request.rauc;
         const out = await heartbeatWhile(
           builder
             .build({
@@ -126,6 +134,9 @@ export function createImageActivities(deps: ImageActivityDeps) {
           builder: out.builder,
           hostTaskQueue: deps.hostTaskQueue,
           ...('containerImage' in out && out.containerImage ? { containerImage: out.containerImage } : {}),
+          ...(rauc
+            ? { bundle: { compatible: rauc.compatible, signer: await certificateDigest(rauc.cert) } }
+            : {}),
         };
       } catch (err) {
         throw buildFailure(err);

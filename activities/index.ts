@@ -2,7 +2,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { EventLog } from '../eventlog/index.ts';
 import type { Runner } from '../runtime/runner.ts';
-import type { SigningKey } from '../signing/index.ts';
+import type { SigningKeySource } from '../signing/index.ts';
 import { createCommandActivities } from './commands.ts';
 import { createConnectivityActivities } from './connectivity.ts';
 import { createEventActivities } from './events.ts';
@@ -16,7 +16,8 @@ export interface ActivityDeps {
   nc: NatsConnection;
   log: EventLog;
   kv: KV;
-  key: SigningKey;
+  /** The control-plane key that signs now (follows the keyring's rotations). */
+  signer: SigningKeySource;
   runner: Runner;
   buildsDir: string;
   hostTaskQueue: string;
@@ -28,8 +29,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createImageActivities(deps),
     ...createEventActivities(deps),
     ...createFleetActivities(deps),
-    ...createCommandActivities({ js: deps.log.js, key: deps.key }),
-    ...createPlanActivities({ js: deps.log.js, log: deps.log, kv: deps.kv, key: deps.key }),
+    ...createCommandActivities({ js: deps.log.js, signer: deps.signer }),
+    ...createPlanActivities({ js: deps.log.js, log: deps.log, kv: deps.kv, signer: deps.signer }),
     ...createConnectivityActivities({ nc: deps.nc, jsm: deps.log.jsm }),
     ...createPeerFallbackActivities({ kv: deps.kv, jsm: deps.log.jsm }),
   };

@@ -14,7 +14,7 @@ import {
   type PlanUpgrade,
   type Threshold,
 } from '../schema/index.ts';
-import { signPlan, trustKeys, type SigningKey, type TrustedKeys } from '../signing/index.ts';
+import { signPlan, trustKeys, type SigningKeySource, type TrustedKeys } from '../signing/index.ts';
 import { verifyEnrolment } from '../signing/node-identity.ts';
 import type { NodeView } from '../projection/index.ts';
 import { windowAround } from '../workflows/planning.ts';
@@ -106,14 +106,14 @@ export function createPlanActivities({
   js,
   log,
   kv,
-  key,
-  trustedKeys = trustKeys(key.publicKey),
+  signer,
+  trustedKeys,
 }: {
   js: JetStreamClient;
   log: EventLog;
   kv: KV;
-  key: SigningKey;
-  /** Keys enrolment certificates may be signed with (default: the signing key's). */
+  signer: SigningKeySource;
+  /** Keys enrolment certificates may be signed with (default: the key that signs now). */
   trustedKeys?: TrustedKeys;
 }) {
   return {
@@ -124,15 +124,17 @@ export function createPlanActivities({
      */
     async issuePlan(request: PlanRequest): Promise<PlanIssued> {
       const projection = await catchUp(await loadProjection(kv), log);
+      const now = Date.now();
+      const key = await signer.current(new Date(now));
+      const trusted = trustedKeys ?? trustKeys(key.publicKey);
       const peerIds: Record<string, string> = {};
       const unvouched: string[] = [];
       for (const nodeId of request.waves.flat()) {
         const node = projection.nodes.get(nodeId);
-        const peerId = vouchedPeerId(nodeId, node, trustedKeys);
+        const peerId = vouchedPeerId(nodeId, node, trusted);
         if (peerId) peerIds[nodeId] = peerId;
         else if (node?.peerId) unvouched.push(nodeId);
       }
-      const now = Date.now();
       let signed;
       try {
         const draft = parseWith(

@@ -8,7 +8,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { createExt4Builder } from '../activities/builders/rootfs.ts';
+import { createSquashfsBuilder } from '../activities/builders/rootfs.ts';
 import { startRollout } from '../cli/rollout-client.ts';
 import { labMissing } from '../test/lab/lab-missing.ts';
 import { publishRootfs, startPlaneAndFleet, waitForAgents } from '../test/lab/vm-fleet.ts';
@@ -90,13 +90,13 @@ async function serveFile(path: string): Promise<Server> {
 /** The floor: the same image streamed into the passive slot with wget | dd, then a bare reboot. */
 async function floor(ctx: BenchContext, fleet: LabFleet, rootfs: string, keyPem: string) {
   const built = join(ctx.workDir, 'floor');
-  await createExt4Builder({ runner: execaRunner }).build({
+  await createSquashfsBuilder({ runner: execaRunner }).build({
     source: rootfs,
     version: VERSION,
     outDir: built,
-    format: 'ext4',
+    format: 'squashfs',
   });
-  const image = join(built, 'image.ext4');
+  const image = join(built, 'image.squashfs');
   const server = await serveFile(image);
   let vm: LabVm | undefined;
   try {

@@ -35,6 +35,11 @@ export const CATALOG: readonly CatalogEntry[] = [
     async () => (await stack()).stackDownCommand,
   ),
   entry(
+    'stack nats-auth',
+    "make the secured NATS's operator, certificates and credentials (worker, CLI, nodes) without starting it",
+    async () => (await import('./commands/nats-auth.ts')).stackNatsAuthCommand,
+  ),
+  entry(
     'provision',
     'locate or build the Temporal CLI and nats-server the local stack runs',
     async () => (await import('./commands/provision.ts')).provisionCommand,
@@ -63,6 +68,21 @@ export const CATALOG: readonly CatalogEntry[] = [
     'keys mesh-init',
     "create the fleet's mesh pre-shared key (peers without it cannot join the libp2p mesh)",
     async () => (await import('./commands/keys-mesh.ts')).keysMeshInit,
+  ),
+  entry(
+    'keys rotate',
+    'create a new control-plane key, announce it to every agent, switch to it after an overlap',
+    async () => (await import('./commands/keys.ts')).keysRotate,
+  ),
+  entry(
+    'keys revoke',
+    'retire a control-plane key and tell every agent to refuse it',
+    async () => (await import('./commands/keys.ts')).keysRevoke,
+  ),
+  entry(
+    'keys list',
+    "list the control plane's keys: which one signs now, which next, which are revoked",
+    async () => (await import('./commands/keys.ts')).keysList,
   ),
   entry(
     'keys rauc-init',

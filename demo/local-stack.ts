@@ -1,10 +1,14 @@
-import { stackEnv, stackStatus, stackUp } from '../stack/index.ts';
+import { issueNodeCredentials, stackEnv, stackStatus, stackUp } from '../stack/index.ts';
 
 /** The local stack a demo runs against: its client environment and the Temporal UI's address. */
 export interface DemoStack {
   /** TEMPORAL_ADDRESS, NATS_URL, … plus SLOTFLOW_HOME and the log level. */
   readonly env: Record<string, string>;
   readonly ui: string;
+  /** The worker's environment: the stack's, with the worker's own NATS credentials. */
+  readonly workerEnv: Record<string, string>;
+  /** A node's environment: the stack's, with NATS credentials issued for that node only. */
+  nodeEnv(nodeId: string): Promise<Record<string, string>>;
 }
 
 /**
@@ -26,13 +30,21 @@ export async function ensureLocalStack(
   }
   if (!status.up || !status.healthy)
     throw new Error(`the local stack is not healthy: run 'slotflow stack status' to see why`);
+  const record = await readRecordOrThrow(stackDir);
+  const security = record.nats.security;
   const env: Record<string, string> = {
-    ...stackEnv(await readRecordOrThrow(stackDir)),
+    ...stackEnv(record),
     SLOTFLOW_HOME: home,
     SLOTFLOW_LOG_LEVEL: 'info',
   };
   say(`stack: Temporal ${env['TEMPORAL_ADDRESS']} (UI ${status.temporal.ui}), NATS ${env['NATS_URL']}`);
-  return { env, ui: status.temporal.ui };
+  return {
+    env,
+    ui: status.temporal.ui,
+    workerEnv: security ? { ...env, NATS_CREDS: security.workerCreds } : env,
+    nodeEnv: async (nodeId) =>
+      security ? { ...env, NATS_CREDS: await issueNodeCredentials(security.authDir, nodeId) } : env,
+  };
 }
 
 async function readRecordOrThrow(stackDir: string) {

@@ -39,7 +39,12 @@ const say = (out: NodeJS.WriteStream, line: string) => out.write(`${line}\n`);
 export async function runDemo(o: DemoOptions): Promise<RolloutStatusView> {
   const { out } = o;
   // 1. the local stack (provisioned and started when it is not running)
-  const { env, ui: base } = await ensureLocalStack(o.stackDir, o.home, (line) => say(out, line));
+  const {
+    env,
+    ui: base,
+    workerEnv,
+    nodeEnv,
+  } = await ensureLocalStack(o.stackDir, o.home, (line) => say(out, line));
 
   // 2. keys, a worker and the agents
   const demoDir = join(o.home, 'demo');
@@ -53,9 +58,10 @@ export async function runDemo(o: DemoOptions): Promise<RolloutStatusView> {
   const client = await connectTemporal(config.temporal);
   let final: RolloutStatusView | undefined;
   try {
-    group.start('worker', ['worker'], env, join(demoDir, 'logs', 'worker.log'));
+    group.start('worker', ['worker'], workerEnv, join(demoDir, 'logs', 'worker.log'));
     const failing = o.injectFailure ? Math.min(2, o.nodes - 1) : -1;
     const nodeIds = Array.from({ length: o.nodes }, (_, i) => `demo-${i + 1}`);
+    const nodeEnvs = await Promise.all(nodeIds.map(nodeEnv));
     nodeIds.forEach((nodeId, i) => {
       const args = [
         'agent',
@@ -77,7 +83,7 @@ export async function runDemo(o: DemoOptions): Promise<RolloutStatusView> {
         '5s',
       ];
       if (i === failing) args.push('--health-check', 'app-ready=false');
-      group.start(nodeId, args, env, join(demoDir, 'logs', `${nodeId}.log`));
+      group.start(nodeId, args, nodeEnvs[i]!, join(demoDir, 'logs', `${nodeId}.log`));
     });
     say(
       out,

@@ -40,6 +40,14 @@ export interface VmDemoOptions {
 const VM_TIMEOUTS = { accept: '3m', write: '5m', reboot: '5m', health: '3m' };
 const REGISTER_TIMEOUT_MS = 360_000;
 
+/** A guest's NATS creds and CA (contents), from a node environment of a secured stack. */
+async function guestNats(env: Record<string, string>): Promise<{ nats?: { creds: string; ca: string } }> {
+  const creds = env['NATS_CREDS'];
+  const ca = env['NATS_TLS_CA'];
+  if (!creds || !ca) return {};
+  return { nats: { creds: await readFile(creds, 'utf8'), ca: await readFile(ca, 'utf8') } };
+}
+
 /**
  * The demo on QEMU VMs: N lab VMs run agents with the grub slot driver against the local stack,
  * the 2.0.0 slot image is built from the lab slot's rootfs by the image build workflow, and a
@@ -48,7 +56,7 @@ const REGISTER_TIMEOUT_MS = 360_000;
  */
 export async function runVmDemo(o: VmDemoOptions): Promise<RolloutStatusView> {
   const say = (line: string) => o.out.write(`${line}\n`);
-  const { env, ui } = await ensureLocalStack(o.stackDir, o.home, say);
+  const { env, ui, workerEnv, nodeEnv } = await ensureLocalStack(o.stackDir, o.home, say);
   const demoDir = join(o.home, 'demo-vm');
   const vmDir = join(demoDir, 'vms');
   await rm(vmDir, { recursive: true, force: true });
@@ -61,7 +69,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<RolloutStatusView> {
   const client = await connectTemporal(config.temporal);
   let fleet: LabFleet | undefined;
   try {
-    group.start('worker', ['worker'], env, join(demoDir, 'logs', 'worker.log'));
+    group.start('worker', ['worker'], workerEnv, join(demoDir, 'logs', 'worker.log'));
     const nodeIds = Array.from({ length: o.nodes }, (_, i) => `vm-${i + 1}`);
     const failing = o.injectFailure === VmFailure.health ? nodeIds.at(-1) : undefined;
     say(
@@ -71,13 +79,16 @@ export async function runVmDemo(o: VmDemoOptions): Promise<RolloutStatusView> {
       dir: vmDir,
       natsPort,
       trustedKeyPem: await readFile(join(keysDir(o.home), 'control-plane.pub'), 'utf8'),
-      nodes: nodeIds.map((nodeId) => ({
-        nodeId,
-        env: {
-          LAB_LABELS: 'demo=vm',
-          ...(nodeId === failing ? { LAB_AGENT_ARGS: '--health-check app-ready=false' } : {}),
-        },
-      })),
+      nodes: await Promise.all(
+        nodeIds.map(async (nodeId) => ({
+          nodeId,
+          ...(await guestNats(await nodeEnv(nodeId))),
+          env: {
+            LAB_LABELS: 'demo=vm',
+            ...(nodeId === failing ? { LAB_AGENT_ARGS: '--health-check app-ready=false' } : {}),
+          },
+        })),
+      ),
     });
     if (failing) say(`injected failure: ${failing} will fail its health check after booting the new slot`);
 
@@ -100,7 +111,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<RolloutStatusView> {
     const rolloutId = `demo-vm-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}`;
     await startRollout(client, {
       id: rolloutId,
-      image: { type: 'rootfs', path: rootfs },
+      image: { type: 'rootfs', path: rootfs, format: 'squashfs' },
       version: '2.0.0',
       selector: 'demo=vm',
       waves: '1,100%',

@@ -26,13 +26,14 @@ export const ESP_GRUBENV = '/grubenv';
 export const GUEST_GRUBENV = `/boot/efi${ESP_GRUBENV}`;
 
 /**
- * Modules built into GRUB's EFI image: GPT, FAT (the ESP), ext2 (reads ext4 slots), the
+ * Modules built into GRUB's EFI image: GPT, FAT (the ESP), squash4 and ext2 (read squashfs and ext4 slots), the
  * environment block, the script commands the configuration uses, and the Linux loader.
  */
 export const GRUB_MODULES = [
   'part_gpt',
   'fat',
   'ext2',
+  'squash4',
   'normal',
   'configfile',
   'linux',

@@ -15,7 +15,12 @@ export interface LabFleetNode {
   readonly nodeId: string;
   /** Extra `KEY=value` lines for /data/lab/lab.env (LAB_LABELS, LAB_AGENT_ARGS, …). */
   readonly env?: Readonly<Record<string, string>>;
+  /** The node's NATS creds file and the CA (contents), when the host's nats-server is secured. */
+  readonly nats?: { readonly creds: string; readonly ca: string };
 }
+
+/** Where a guest finds its NATS creds and CA on /data. */
+const GUEST_NATS = { creds: 'lab/nats/node.creds', ca: 'lab/nats/ca.pem' } as const;
 
 /** What startLabFleet needs. */
 export interface LabFleetOptions {
@@ -48,7 +53,8 @@ export function agentLabEnv(node: LabFleetNode): string {
   const lines = {
     LAB_SERVICE: 'agent',
     SLOTFLOW_NODE_ID: node.nodeId,
-    NATS_URL: 'nats://10.0.2.100:4222',
+    NATS_URL: node.nats ? 'tls://10.0.2.100:4222' : 'nats://10.0.2.100:4222',
+    ...(node.nats ? { NATS_CREDS: `/data/${GUEST_NATS.creds}`, NATS_TLS_CA: `/data/${GUEST_NATS.ca}` } : {}),
     ...node.env,
   };
   return Object.entries(lines)
@@ -74,6 +80,7 @@ export async function startLabFleet(o: LabFleetOptions): Promise<LabFleet> {
       await cloneDisk(disk, image, {
         'lab/lab.env': agentLabEnv(node),
         'lab/keys/control-plane.pub': o.trustedKeyPem,
+        ...(node.nats ? { [GUEST_NATS.creds]: node.nats.creds, [GUEST_NATS.ca]: node.nats.ca } : {}),
       });
       images.push(image);
       vms.push(

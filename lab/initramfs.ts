@@ -29,7 +29,7 @@ export async function readBusybox(path = BUSYBOX): Promise<Buffer> {
 }
 
 /**
- * Builds (or takes from the cache) the lab's initramfs for a kernel: busybox, the virtio, ext4
+ * Builds (or takes from the cache) the lab's initramfs for a kernel: busybox, the virtio, ext4, squashfs
  * and FAT modules in load order, and an /init that mounts root=PARTLABEL=… and switches to it.
  * Returns the path of the gzip-compressed cpio archive.
  */

@@ -22,6 +22,7 @@ export const GUEST_MODULES = [
   'virtio_net',
   'crc32c_generic',
   'ext4',
+  'squashfs',
   'vfat',
   'nls_cp437',
   'nls_ascii',

@@ -8,7 +8,7 @@ import type { AgentBundle } from './agent-bundle.ts';
 
 /**
  * Lays out a bootable lab slot rootfs in `out` (which must be empty or new), for
- * `slotflow image build --rootfs OUT --format ext4`: the image a rollout writes into a lab VM's
+ * `slotflow image build --rootfs OUT --format squashfs` (or ext4): the image a rollout writes into a lab VM's
  * passive slot is then built by the same pipeline as any other slot image.
  */
 export async function writeLabRootfs(

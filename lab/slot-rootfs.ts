@@ -36,7 +36,7 @@ async function busyboxApplets(): Promise<string[]> {
  * Lays out a bootable lab root filesystem in `root` (an empty directory): the kernel and
  * initramfs in /boot (each slot carries its own, so GRUB boots the slot's kernel), busybox,
  * grub-editenv with its libraries, the lab's /sbin/init and service scripts, and optionally the
- * agent. The result is what `slotflow image build --rootfs DIR --format ext4` packs.
+ * agent. The result is what `slotflow image build --rootfs DIR --format squashfs` (or ext4) packs.
  */
 export async function layOutSlotRootfs(root: string, input: SlotRootfsInput): Promise<void> {
   for (const dir of DIRS) await mkdir(join(root, dir), { recursive: true });

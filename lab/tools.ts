@@ -16,6 +16,7 @@ export const LAB_TOOL_PACKAGES = {
   'grub-editenv': 'grub-common',
   'mkfs.ext4': 'e2fsprogs',
   debugfs: 'e2fsprogs',
+  mksquashfs: 'squashfs-tools',
   dd: 'coreutils',
   cp: 'coreutils',
   socat: 'socat',

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { ensureStreams } from '../eventlog/index.ts';
 import { connectNats } from '../runtime/nats.ts';
 import { execaRunner, type Runner } from '../runtime/runner.ts';
-import type { AgentConfig, ConnectionConfig, NodeEvent } from '../schema/index.ts';
+import { nodeInboxPrefix, type AgentConfig, type ConnectionConfig, type NodeEvent } from '../schema/index.ts';
 import { loadTrustedKeys, type TrustedKeys } from '../signing/index.ts';
 import { createArtifactSources } from './artifact/index.ts';
 import { createCommandInbox } from './command-inbox.ts';
@@ -21,6 +21,8 @@ import { startMetricsServer } from './metrics.ts';
 import { createOutboxPublisher } from './outbox.ts';
 import { createP2pLink, p2pEnabled, type P2pLink } from './p2p-link.ts';
 import { openPlanBook } from './plans.ts';
+import { openTrustStore } from './trusted-keys.ts';
+import { openVersionFloor } from './version-floor.ts';
 import { agentPaths } from './paths.ts';
 import { createCommandReboot } from './reboot/command.ts';
 import type { RebootDriver } from './reboot/reboot-driver.ts';
@@ -83,11 +85,19 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const journal = await openJournal(paths.journal);
   const driver = createSlotDriver(config, paths, runner, async () => o.bootId, o.faults, log);
   await driver.init(config.initialVersion);
-  const trustedKeys = await trustedKeysOf(config.trustedKeysDir, log);
+  // The *.pub directory is the bootstrap trust; key commands since then live in the data dir.
+  const trust = await openTrustStore({
+    file: paths.trustedKeys,
+    bootstrap: await trustedKeysOf(config.trustedKeysDir, log),
+  });
+  const trustedKeys = trust.keys;
+  const floor = await openVersionFloor(paths.versionFloor);
 
   let nc: NatsConnection | undefined;
+  // Replies come under the node's own inbox prefix: its NATS credentials allow no other.
   const connected = connectNats(o.connection.nats, `slotflow-agent-${config.nodeId}`, {
     waitOnFirstConnect: true,
+    inboxPrefix: nodeInboxPrefix(config.nodeId),
   });
   const counts = { accepted: 0, rejected: 0 };
   // Installs report their offset; the counter adds up every install since the agent started.
@@ -163,6 +173,16 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     onImageFetched: async (manifest, path) => link?.seed(manifest, path),
     rebootTurn: async (rolloutId, signal) => (link ? link.rebootTurn(rolloutId, signal) : { type: 'free' }),
     onFinished: (op, final) => {
+      if (op.kind === 'upgrade' && final?.type === 'UpgradeCommitted') {
+        floor
+          .raise(op.toVersion)
+          .catch((err: unknown) =>
+            log.error(
+              { err: describeError(err) },
+              'cannot raise the minimum version; it is raised at the next start',
+            ),
+          );
+      }
       if (op.kind === 'upgrade' && link) {
         const outcome =
           final?.type === 'UpgradeCommitted'
@@ -182,7 +202,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     journal,
     driver,
     executor,
-    trustedKeys,
+    trust,
+    floor,
+    maxCommandLifetimeMs: config.maxCommandLifetime,
     healthChecks: config.healthChecks.map((c) => c.name),
     initialVersion: config.initialVersion,
     log: log.child({ name: 'agent:commands' }),
@@ -245,6 +267,10 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   };
 
   const status = await driver.status();
+  // A committed system is the floor: this catches a raise lost to a crash right after the commit.
+  if (!status.trial && journal.data.state === 'idle') {
+    await floor.raise(bootedImage(status, config.initialVersion).version);
+  }
   await journal.commit((d) => {
     d.outbox.push(
       nodeEvent(config.nodeId, 'NodeRegistered', {
@@ -268,9 +294,13 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     async (conn) => {
       nc = conn;
       log.info({ server: conn.getServer() }, 'connected to NATS');
-      await ensureStreams(await jetstreamManager(conn)).catch((err) =>
-        log.warn({ err: describeError(err) }, 'cannot create the streams; expecting the control plane to'),
-      );
+      await ensureStreams(await jetstreamManager(conn)).catch((err) => {
+        // With its own NATS credentials a node may not touch streams: that is the control plane's.
+        if (/permissions violation/i.test(describeError(err)))
+          log.info('streams are the control plane’s to create');
+        else
+          log.warn({ err: describeError(err) }, 'cannot create the streams; expecting the control plane to');
+      });
       outbox.start(conn);
       inbox.start(conn);
       link?.attach(conn);

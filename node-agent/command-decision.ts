@@ -1,12 +1,16 @@
 import {
   compareVersions,
+  isKeyCommand,
   otherSlot,
+  type AnyCommand,
   type Command,
+  type KeyCommand,
   type NodeEvent,
   type RejectReason,
 } from '../schema/index.ts';
 import type { Verification } from '../signing/index.ts';
 import type { JournalData, Operation } from './journal-data.ts';
+import { decideKeyCommand, type KeyView } from './key-decision.ts';
 import { bootedImage, type InstallSource, type SlotStatus } from './slot-drivers/driver.ts';
 import { CANCELLABLE } from './transitions.ts';
 
@@ -17,7 +21,15 @@ export type Decision =
       readonly reason: RejectReason;
       readonly message: string;
       /** The command's ids, only when its signature checked out (a forger must not steer workflows). */
-      readonly command?: Command | undefined;
+      readonly command?: AnyCommand | undefined;
+    }
+  /** A verified TrustKey: trust one more control-plane key. */
+  | { readonly kind: 'trust'; readonly command: KeyCommand & { type: 'TrustKey' }; readonly signedBy: string }
+  /** A verified RevokeKey: refuse a control-plane key from now on. */
+  | {
+      readonly kind: 'revoke';
+      readonly command: KeyCommand & { type: 'RevokeKey' };
+      readonly signedBy: string;
     }
   /** Redelivery of the command being executed: just acknowledge it. */
   | { readonly kind: 'ack' }
@@ -39,6 +51,15 @@ export interface DecisionContext {
   readonly healthChecks: readonly string[];
   readonly initialVersion: string;
   readonly now: Date;
+  /** The node's minimum version (the newest it committed); older images need a signed allowance. */
+  readonly floor?: string | undefined;
+  /** The control-plane keys the node trusts and refuses, for key commands. */
+  readonly keys: KeyView;
+}
+
+/** The version an upgrade or rollback may not go below without an allowance. */
+function minimumOf(running: string, floor: string | undefined): string {
+  return floor !== undefined && compareVersions(floor, running) > 0 ? floor : running;
 }
 
 // Refusals decided before the signature was checked: nothing in them can be trusted.
@@ -72,10 +93,16 @@ export async function decide(v: Verification, ctx: DecisionContext): Promise<Dec
       kind: 'reject',
       reason: v.reason,
       message: v.message,
-      command: trusted ? (v.command as Command) : undefined,
+      command: trusted ? (v.command as AnyCommand) : undefined,
     };
   }
-  const command = v.command;
+  if (isKeyCommand(v.command)) {
+    const again = earlier(journal, v.command.commandId);
+    if (again) return again;
+    const d = decideKeyCommand(v.command, v.keyId, ctx.keys);
+    return d.kind === 'reject' ? { ...d, command: v.command } : d;
+  }
+  const command: Command = v.command;
   const reject = (reason: RejectReason, message: string): Decision => ({
     kind: 'reject',
     reason,
@@ -99,6 +126,7 @@ export async function decide(v: Verification, ctx: DecisionContext): Promise<Dec
       `the node runs an uncommitted trial of slot ${status.booted}; wait until it is committed or falls back`,
     );
   const running = bootedImage(status, ctx.initialVersion);
+  const minimum = minimumOf(running.version, ctx.floor);
   const base = {
     command,
     fromSlot: status.booted,
@@ -126,6 +154,16 @@ export async function decide(v: Verification, ctx: DecisionContext): Promise<Dec
       return reject(
         'unsupported',
         `slot ${to} holds version ${target.version}, the command asks for ${command.toVersion}`,
+      );
+    }
+    if (
+      command.allowDowngrade !== true &&
+      ctx.floor !== undefined &&
+      compareVersions(target.version, ctx.floor) < 0
+    ) {
+      return reject(
+        'downgrade',
+        `slot ${to} holds version ${target.version}, below this node's minimum version ${ctx.floor}; the Rollback does not carry a signed downgrade allowance (a rollout's rollback does)`,
       );
     }
     return {
@@ -171,10 +209,14 @@ export async function decide(v: Verification, ctx: DecisionContext): Promise<Dec
       op: { ...base, kind: 'upgrade', toSlot: status.booted, toVersion: version, toDigest: digest, checks },
     };
   }
-  if (!command.allowDowngrade && compareVersions(version, running.version) < 0) {
+  if (!command.allowDowngrade && compareVersions(version, minimum) < 0) {
+    const what =
+      minimum === running.version
+        ? `the running ${running.version}`
+        : `this node's minimum version ${minimum} (the newest it committed; it runs ${running.version})`;
     return reject(
       'downgrade',
-      `image version ${version} is older than the running ${running.version}; the command does not allow a downgrade`,
+      `image version ${version} is older than ${what}; the command does not allow a downgrade (start the rollout with --allow-downgrade)`,
     );
   }
   return {

@@ -19,13 +19,7 @@ import {
   type SignedCommand,
   type SignedPlan,
 } from '../schema/index.ts';
-import {
-  verifyCommand,
-  verifyPlan,
-  type NonceStore,
-  type TrustedKeys,
-  type Verification,
-} from '../signing/index.ts';
+import { verifyCommand, verifyPlan, type NonceStore, type Verification } from '../signing/index.ts';
 import { decide, type Decision } from './command-decision.ts';
 import { describeError } from './errors.ts';
 import { eventsFor, nodeEvent } from './events.ts';
@@ -34,6 +28,8 @@ import type { Journal } from './journal.ts';
 import { plannedUpgrade } from './plans.ts';
 import type { SlotDriver } from './slot-drivers/driver.ts';
 import { Outcome, transition } from './transitions.ts';
+import type { TrustStore } from './trusted-keys.ts';
+import type { VersionFloor } from './version-floor.ts';
 
 /** Tolerated clock difference between control plane and node (as signing/verify.ts). */
 const CLOCK_SKEW_MS = 60_000;
@@ -43,7 +39,12 @@ export interface InboxDeps {
   readonly journal: Journal;
   readonly driver: SlotDriver;
   readonly executor: Executor;
-  readonly trustedKeys: TrustedKeys;
+  /** The control-plane keys the node trusts and refuses (changed by key commands). */
+  readonly trust: TrustStore;
+  /** The anti-rollback floor. */
+  readonly floor: VersionFloor;
+  /** Commands valid for longer than this are refused. */
+  readonly maxCommandLifetimeMs: number;
   readonly healthChecks: readonly string[];
   readonly initialVersion: string;
   readonly log: Logger;
@@ -80,7 +81,7 @@ export interface CommandInbox {
 const ACK_WAIT_MS = 5_000;
 
 /** Creates the node's durable pull consumer, or brings an existing one to this configuration. */
-async function ensureConsumer(nc: NatsConnection, nodeId: string): Promise<void> {
+export async function ensureConsumer(nc: NatsConnection, nodeId: string): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const name = commandConsumerName(nodeId);
   const config = {
@@ -140,9 +141,39 @@ export function createCommandInbox(deps: InboxDeps): CommandInbox {
         );
         await record([decision.event]);
         return;
+      // The trust file is written first: a crash before the journal commit redelivers the
+      // command, and trusting or revoking a key again is harmless.
+      case 'trust': {
+        const { command, signedBy } = decision;
+        await deps.trust.trust(command, signedBy);
+        log.info({ keyId: command.trustKeyId, signedBy }, 'control-plane key trusted');
+        const event = nodeEvent(nodeId, 'ControlPlaneKeyTrusted', {
+          commandId: command.commandId,
+          keyId: command.trustKeyId,
+          announcedBy: signedBy,
+        });
+        deps.count('accepted');
+        await record([event], { commandId: command.commandId, final: event });
+        return;
+      }
+      case 'revoke': {
+        const { command, signedBy } = decision;
+        await deps.trust.revoke(command, signedBy);
+        log.info({ keyId: command.revokeKeyId, signedBy }, 'control-plane key revoked');
+        const event = nodeEvent(nodeId, 'ControlPlaneKeyRevoked', {
+          commandId: command.commandId,
+          keyId: command.revokeKeyId,
+          revokedBy: signedBy,
+        });
+        deps.count('accepted');
+        await record([event], { commandId: command.commandId, final: event });
+        return;
+      }
       case 'reject': {
         const c = decision.command;
-        const ids = c ? { rolloutId: c.rolloutId, commandId: c.commandId } : {};
+        const ids = c
+          ? { ...('rolloutId' in c ? { rolloutId: c.rolloutId } : {}), commandId: c.commandId }
+          : {};
         const event = nodeEvent(nodeId, 'UpgradeCommandRejected', {
           ...ids,
           reason: decision.reason,
@@ -151,7 +182,7 @@ export function createCommandInbox(deps: InboxDeps): CommandInbox {
         log.warn({ reason: decision.reason, message: decision.message, ...ids }, 'command refused');
         deps.count('rejected');
         await record([event], c ? { commandId: c.commandId, final: event } : undefined);
-        if (c?.type === 'Upgrade') deps.onSettled?.(c as Command, 'skipped');
+        if (c?.type === 'Upgrade') deps.onSettled?.(c, 'skipped');
         return;
       }
       case 'cancel': {
@@ -184,7 +215,10 @@ export function createCommandInbox(deps: InboxDeps): CommandInbox {
         });
         deps.count('accepted');
         await record(events, { commandId: decision.op.command.commandId, final: events.at(-1)! });
-        if (decision.op.kind === 'upgrade') deps.onSettled?.(decision.op.command, 'succeeded');
+        if (decision.op.kind === 'upgrade') {
+          await deps.floor.raise(decision.op.toVersion);
+          deps.onSettled?.(decision.op.command, 'succeeded');
+        }
         return;
       }
       case 'start': {
@@ -232,6 +266,8 @@ export function createCommandInbox(deps: InboxDeps): CommandInbox {
       healthChecks: deps.healthChecks,
       initialVersion: deps.initialVersion,
       now: new Date(),
+      floor: deps.floor.current(),
+      keys: deps.trust.view(),
     });
 
   function handle(data: string, origin: CommandOrigin = 'nats'): Promise<void> {
@@ -241,7 +277,9 @@ export function createCommandInbox(deps: InboxDeps): CommandInbox {
       try {
         raw = JSON.parse(data);
         v = await verifyCommand(raw, {
-          trustedKeys: deps.trustedKeys,
+          trustedKeys: deps.trust.keys,
+          revokedKeys: deps.trust.revoked,
+          maxLifetimeMs: deps.maxCommandLifetimeMs,
           nodeId,
           nonces,
           clockSkewMs: CLOCK_SKEW_MS,
@@ -271,7 +309,7 @@ export function createCommandInbox(deps: InboxDeps): CommandInbox {
 
   function handlePlan(signed: SignedPlan): Promise<boolean> {
     return serial(async () => {
-      const checked = verifyPlan(signed, { trustedKeys: deps.trustedKeys, clockSkewMs: CLOCK_SKEW_MS });
+      const checked = verifyPlan(signed, { trustedKeys: deps.trust.keys, clockSkewMs: CLOCK_SKEW_MS });
       if (!checked.ok) {
         log.warn({ reason: checked.reason, message: checked.message }, 'rollout plan refused');
         return false;
@@ -282,7 +320,7 @@ export function createCommandInbox(deps: InboxDeps): CommandInbox {
       if (d.op || d.state !== 'idle') return false;
       if (d.handled.some((h) => h.commandId === command.commandId)) return false;
       if (command.nonce in d.nonces) return false;
-      const v: Verification = { ok: true, command };
+      const v: Verification = { ok: true, command, keyId: checked.signed.keyId };
       const decision = await decideNow(v);
       // Not now is not never: a busy node tries again when it is idle.
       if (decision.kind === 'reject' && decision.reason === 'busy') return false;

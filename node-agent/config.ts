@@ -16,6 +16,7 @@ export const AGENT_ENV = {
   metricsListen: 'SLOTFLOW_METRICS_LISTEN',
   initialVersion: 'SLOTFLOW_INITIAL_VERSION',
   heartbeatInterval: 'SLOTFLOW_HEARTBEAT_INTERVAL',
+  maxCommandLifetime: 'SLOTFLOW_MAX_COMMAND_LIFETIME',
   p2pListen: 'SLOTFLOW_P2P_LISTEN',
   bootstrap: 'SLOTFLOW_BOOTSTRAP',
   meshKey: 'SLOTFLOW_MESH_KEY',
@@ -45,6 +46,7 @@ export interface AgentFlags {
   readonly metricsListen?: string | undefined;
   readonly initialVersion?: string | undefined;
   readonly heartbeatInterval?: string | undefined;
+  readonly maxCommandLifetime?: string | undefined;
   readonly artifactDir?: readonly string[] | undefined;
   readonly artifactUrl?: readonly string[] | undefined;
 }
@@ -180,6 +182,7 @@ export async function loadAgentConfig(input: {
     metricsListen: env[AGENT_ENV.metricsListen],
     initialVersion: env[AGENT_ENV.initialVersion],
     heartbeatInterval: env[AGENT_ENV.heartbeatInterval],
+    maxCommandLifetime: env[AGENT_ENV.maxCommandLifetime],
     lab: labFromEnv(env[AGENT_ENV.lab]),
   });
   const checks = flags.healthCheck?.map(healthCheckFlag);
@@ -204,6 +207,7 @@ export async function loadAgentConfig(input: {
     metricsListen: flags.metricsListen,
     initialVersion: flags.initialVersion,
     heartbeatInterval: flags.heartbeatInterval,
+    maxCommandLifetime: flags.maxCommandLifetime,
     healthChecks: checks,
     // Extra sources come after NATS (or the file's list): the control plane stays the first choice.
     artifactSources:

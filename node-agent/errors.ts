@@ -69,3 +69,11 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message.split('\n').join(' ');
   return String(err);
 }
+
+/** A small state file of the agent (trusted keys, minimum version) cannot be read or is invalid. */
+export class StateFileError extends Error {
+  override name = 'StateFileError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

@@ -208,7 +208,10 @@ export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
     try {
       peer.relay.setEventLog(await openEventLog(nc));
     } catch (err) {
-      log.warn({ err: describeError(err) }, 'cannot relay peers’ events yet');
+      // Per-node NATS credentials publish only this node's events: peers' events wait for their author.
+      if (/permissions violation/i.test(describeError(err)))
+        log.info('not relaying peers’ events: this node’s NATS credentials publish only its own');
+      else log.warn({ err: describeError(err) }, 'cannot relay peers’ events yet');
     }
   }
 

@@ -15,6 +15,10 @@ export interface AgentPaths {
   readonly slotLedger: string;
   /** Signed rollout plans held for the peer-to-peer fallback (kept across reboots). */
   readonly plans: string;
+  /** Control-plane keys announced or revoked by key commands since the bootstrap trust. */
+  readonly trustedKeys: string;
+  /** The anti-rollback floor: the newest version the node committed. */
+  readonly versionFloor: string;
 }
 
 /** The layout of a data directory. */
@@ -27,6 +31,8 @@ export function agentPaths(dataDir: string): AgentPaths {
     slots: join(dataDir, 'slots'),
     slotLedger: join(dataDir, 'slot-ledger.json'),
     plans: join(dataDir, 'plans.json'),
+    trustedKeys: join(dataDir, 'trusted-keys.json'),
+    versionFloor: join(dataDir, 'version-floor.json'),
   };
 }
 

@@ -140,7 +140,12 @@ export function reduceRollout(
       break;
     case 'ImageConverted':
       next.imageDigest = event.digest;
-      next.converted = { reference: event.reference, ociDigest: event.ociDigest, format: event.format };
+      next.converted = {
+        reference: event.reference,
+        ociDigest: event.ociDigest,
+        format: event.format,
+        ...(event.bundle ? { bundle: event.bundle } : {}),
+      };
       break;
     case 'TargetsResolved':
       next.targets = [...event.nodeIds];

@@ -74,7 +74,15 @@ export interface RolloutView {
   version: string;
   imageDigest?: string | undefined;
   /** The OCI image this rollout's slot image was converted from, when it was. */
-  converted?: { reference: string; ociDigest: string; format: 'ext4' | 'squashfs' } | undefined;
+  converted?:
+    | {
+        reference: string;
+        ociDigest: string;
+        format: 'ext4' | 'squashfs';
+        /** The RAUC bundle it was wrapped in: compatible and the sha256 of the signing certificate. */
+        bundle?: { compatible: string; signer: string } | undefined;
+      }
+    | undefined;
   waves: WaveView[];
   /** Plan as given: waves text, concurrency and failure policy. */
   policy: { waves: string; maxUnavailable: number; onFailure: 'pause' | 'rollback'; approveWaves: boolean };

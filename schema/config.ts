@@ -206,8 +206,10 @@ export const AgentConfig = z
     initialVersion: z.string().min(1).default('0.0.0'),
     heartbeatInterval: Duration.prefault('15s'),
     healthChecks: z.array(HealthCheckConfig).default([]),
-    /** Where the control plane's public key(s) are read from. */
+    /** Where the control plane's public key(s) are read from (the bootstrap trust). */
     trustedKeysDir: z.string().min(1).optional(),
+    /** Commands valid for longer than this (expiresAt further out than now + this) are refused. */
+    maxCommandLifetime: Duration.prefault('24h'),
     /** Prometheus text endpoint, e.g. 127.0.0.1:9464. */
     metricsListen: hostPort.optional(),
     /** Where artifact images come from, tried in order. */

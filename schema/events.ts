@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ArtifactManifest } from './artifact.ts';
 import { Digest, MessageId, NodeId, RolloutId, Slot, Timestamp } from './ids.ts';
-import { EnrolmentCertificate, NodeEventSignature } from './identity.ts';
+import { EnrolmentCertificate, KeyId, NodeEventSignature } from './identity.ts';
 import { Labels } from './labels.ts';
 import { RolloutSpec } from './rollout-spec.ts';
 
@@ -64,6 +64,10 @@ export const RejectReason = z.enum([
   'busy',
   'artifact-invalid',
   'unsupported',
+  /** Signed by a control-plane key the node was told to stop trusting. */
+  'revoked-key',
+  /** Valid for longer than the node accepts (its maximum command lifetime). */
+  'expiry-too-far',
 ]);
 export type RejectReason = z.infer<typeof RejectReason>;
 
@@ -87,6 +91,8 @@ export const ImageConverted = rolloutEvent('ImageConverted', {
   /** The slot image's digest (published in the object store). */
   digest: Digest,
   format: z.enum(['ext4', 'squashfs']),
+  /** Set when the slot image was wrapped in a RAUC bundle: for which compatible, signed by which certificate. */
+  bundle: z.object({ compatible: z.string().min(1), signer: Digest }).optional(),
 });
 export const TargetsResolved = rolloutEvent('TargetsResolved', {
   nodeIds,
@@ -208,6 +214,20 @@ export const NodeModeChanged = nodeEvent('NodeModeChanged', {
   reason: z.string(),
 });
 
+/** The node trusts one more control-plane key (announced by a TrustKey command). */
+export const ControlPlaneKeyTrusted = nodeEvent('ControlPlaneKeyTrusted', {
+  commandId: MessageId,
+  keyId: KeyId,
+  /** The key that signed the announcement. */
+  announcedBy: KeyId,
+});
+/** The node refuses a control-plane key from now on (a RevokeKey command). */
+export const ControlPlaneKeyRevoked = nodeEvent('ControlPlaneKeyRevoked', {
+  commandId: MessageId,
+  keyId: KeyId,
+  revokedBy: KeyId,
+});
+
 /** Every rollout event. */
 export const RolloutEvent = z.discriminatedUnion('type', [
   RolloutStarted,
@@ -245,6 +265,8 @@ export const NodeEvent = z.discriminatedUnion('type', [
   NodeFellBack,
   NodeRolledBack,
   NodeModeChanged,
+  ControlPlaneKeyTrusted,
+  ControlPlaneKeyRevoked,
 ]);
 export type NodeEvent = z.infer<typeof NodeEvent>;
 

@@ -9,6 +9,7 @@ export * from './errors.ts';
 export * from './events.ts';
 export * from './identity.ts';
 export * from './ids.ts';
+export * from './keyring.ts';
 export * from './labels.ts';
 export * from './p2p.ts';
 export * from './rollout-spec.ts';

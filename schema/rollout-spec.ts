@@ -58,6 +58,8 @@ export const ImageRequest = z.discriminatedUnion('type', [
     reference: z.string().min(1, 'expected an OCI reference such as registry/repo:tag@sha256:…'),
     /** Filesystem of the slot image the OCI image is converted into for file, grub and rauc nodes. */
     format: z.enum(['ext4', 'squashfs']).default('ext4'),
+    /** Wrap the converted image in a signed RAUC bundle, for nodes whose `rauc` driver installs it. */
+    rauc: RaucBundleRequest.optional(),
   }),
   z.object({ type: z.literal('published'), digest: z.string().regex(/^sha256:[0-9a-f]{64}$/) }),
 ]);

@@ -54,6 +54,14 @@ export function planSubject(rolloutId: string): string {
   return `slotflow.plan.${rolloutId}`;
 }
 
+/**
+ * The reply-subject prefix a node's connection uses (nats.js `inboxPrefix`): nats-server lets a
+ * node subscribe only under it, so no node reads another's replies.
+ */
+export function nodeInboxPrefix(nodeId: string): string {
+  return `_INBOX.node.${nodeId}`;
+}
+
 /** Name of the durable consumer that delivers one node's commands. */
 export function commandConsumerName(nodeId: string): string {
   return `node-${nodeId}`;

@@ -1,5 +1,6 @@
 // Public surface of command signing: ed25519 over the canonical encoding (node:crypto).
 export * from './keys.ts';
+export * from './keyring.ts';
 export * from './nonce-store.ts';
 export * from './sign.ts';
 export * from './verify.ts';

@@ -1,9 +1,9 @@
 import { randomBytes, sign } from 'node:crypto';
 import {
-  Command,
+  AnyCommand,
   canonicalBytes,
   parseWith,
-  type CommandInput,
+  type AnyCommandInput,
   type SignedCommand,
 } from '../schema/index.ts';
 import type { SigningKey } from './keys.ts';
@@ -14,8 +14,8 @@ export function newNonce(): string {
 }
 
 /** Validates a command and signs its canonical encoding with the control plane's key. */
-export function signCommand(input: CommandInput, key: SigningKey): SignedCommand {
-  const command = parseWith(Command, input, 'command');
+export function signCommand(input: AnyCommandInput, key: SigningKey): SignedCommand {
+  const command = parseWith(AnyCommand, input, 'command');
   const signature = sign(null, canonicalBytes(command), key.privateKey).toString('base64');
   return { command, keyId: key.keyId, signature };
 }

@@ -16,6 +16,7 @@ import {
   COMMANDS_STREAM,
   commandConsumerName,
   commandSubject,
+  isKeyCommand,
   type Command,
   type DomainEventInput,
 } from '../schema/index.ts';
@@ -174,7 +175,8 @@ export async function startSimulatedFleet({
       const store = nonces.get(nodeId);
       if (!store) return m.ack();
       const verdict = await verifyCommand(m.json(), { trustedKeys, nodeId, nonces: store });
-      if (verdict.ok) {
+      // The simulated fleet answers rollout commands only; key commands need a real agent.
+      if (verdict.ok && !isKeyCommand(verdict.command)) {
         received.get(nodeId)?.push(verdict.command);
         await handle(nodeId, verdict.command);
       }

@@ -31,3 +31,11 @@ export class StackStateError extends Error {
     super(message, options);
   }
 }
+
+/** Keys, certificates or NATS credentials of the stack could not be made or read. */
+export class SecurityMaterialError extends Error {
+  override name = 'SecurityMaterialError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

@@ -12,7 +12,13 @@ export {
   type StackBinaries,
   type ToolRecipe,
 } from './binaries.ts';
-export { PortInUseError, ProvisionError, ServerStartError, StackStateError } from './errors.ts';
+export {
+  PortInUseError,
+  ProvisionError,
+  SecurityMaterialError,
+  ServerStartError,
+  StackStateError,
+} from './errors.ts';
 export { stackDefaults, stackLayout } from './layout.ts';
 export { createLogger } from '../runtime/log.ts';
 export {
@@ -22,8 +28,41 @@ export {
   natsUrl,
   probeJetStream,
   probeNatsHealthz,
+  recordedNatsUrl,
   type NatsServerOptions,
+  type ProbeAuth,
 } from './nats-server.ts';
+export {
+  credsPath,
+  defaultNatsAuthDir,
+  ensureNatsAuth,
+  exportCredentials,
+  issueCredentials,
+  issueNodeCredentials,
+  natsAuthPaths,
+  prepareServerSecurity,
+  readRevocations,
+  SLOTFLOW_ACCOUNT,
+  type ExportedCredentials,
+  type NatsAuth,
+  type ServerSecurity,
+} from './nats-auth.ts';
+export { reloadStackNats, revokeNodeCredentials, type NatsRevocation } from './nats-revocation.ts';
+export {
+  cliPermissions,
+  nodePermissions,
+  permissionsOf,
+  workerPermissions,
+  type NatsPermissions,
+  type NatsRole,
+} from './nats-permissions.ts';
+export {
+  DEFAULT_SERVER_NAMES,
+  ensureTlsFiles,
+  issueClientCertificate,
+  tlsPaths,
+  type TlsFiles,
+} from './tls.ts';
 export {
   probeRegistry,
   REGISTRY_BINARY,
@@ -51,6 +90,7 @@ export { stackDown, type StackDownResult, type StoppedServer } from './stack-dow
 export {
   stackStatus,
   stackEnv,
+  type NatsSecurityStatus,
   type NatsStatus,
   type RegistryStatus,
   type StackEnv,

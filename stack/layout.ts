@@ -17,6 +17,8 @@ export function stackLayout(dataDir: string) {
     temporalLog: join(dataDir, 'temporal.log'),
     natsStore: join(dataDir, 'jetstream'),
     natsLog: join(dataDir, 'nats.log'),
+    /** Operator, accounts, TLS files and creds of the secured nats-server (nats-auth.ts). */
+    natsAuth: join(dataDir, 'nats-auth'),
     registryDir: join(dataDir, 'registry'),
     registryLog: join(dataDir, 'registry.log'),
   };

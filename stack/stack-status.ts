@@ -1,5 +1,5 @@
 import { isRunningBinary } from './pids.ts';
-import { natsHealthUrl, natsUrl, probeJetStream, probeNatsHealthz } from './nats-server.ts';
+import { natsHealthUrl, probeJetStream, probeNatsHealthz, recordedNatsUrl } from './nats-server.ts';
 import { probeRegistry, registryAddress } from './registry.ts';
 import { readRecord, type StackRecord } from './state.ts';
 import { probeHttp, probeTemporal, temporalAddress, temporalUiUrl } from './temporal-server.ts';
@@ -9,6 +9,10 @@ export interface StackEnv {
   readonly TEMPORAL_ADDRESS: string;
   readonly TEMPORAL_NAMESPACE: string;
   readonly NATS_URL: string;
+  /** The operator CLI's creds file, when nats-server runs secured. */
+  readonly NATS_CREDS?: string;
+  /** The CA of the server's certificate, when nats-server runs secured. */
+  readonly NATS_TLS_CA?: string;
   /** `host:port` of the stack's OCI registry, when it runs one. */
   readonly SLOTFLOW_REGISTRY?: string;
 }
@@ -43,6 +47,17 @@ export interface NatsStatus {
   readonly healthy: boolean;
   readonly problems: string[];
   readonly logFile: string;
+  /** Where the credentials are, when the server runs with TLS and operator-mode auth. */
+  readonly security?: NatsSecurityStatus;
+}
+
+/** The secured nats-server's files: whom each creds file is for, and where to issue more. */
+export interface NatsSecurityStatus {
+  readonly ca: string;
+  readonly cliCreds: string;
+  readonly workerCreds: string;
+  /** Node creds are issued into `<authDir>/creds` (issueNodeCredentials). */
+  readonly authDir: string;
 }
 
 /** What `slotflow stack status --json` prints. */
@@ -64,7 +79,10 @@ export function stackEnv(record: StackRecord): StackEnv {
   return {
     TEMPORAL_ADDRESS: temporalAddress(record.temporal),
     TEMPORAL_NAMESPACE: record.temporal.namespace,
-    NATS_URL: natsUrl(record.nats),
+    NATS_URL: recordedNatsUrl(record.nats),
+    ...(record.nats.security
+      ? { NATS_CREDS: record.nats.security.cliCreds, NATS_TLS_CA: record.nats.security.ca }
+      : {}),
     ...(record.registry ? { SLOTFLOW_REGISTRY: registryAddress(record.registry) } : {}),
   };
 }
@@ -96,17 +114,34 @@ async function temporalStatus(record: StackRecord): Promise<TemporalStatus> {
 
 async function natsStatus(record: StackRecord): Promise<NatsStatus> {
   const n = record.nats;
-  const url = natsUrl(n);
+  const url = recordedNatsUrl(n);
   const monitor = natsHealthUrl(n, false);
   const problems: string[] = [];
   if (!(await isRunningBinary(n.pid, n.binary))) {
     problems.push(`process ${n.pid} (${n.binary}) is not running; see ${n.logFile}`);
   } else {
     await check(problems, 'healthz', () => probeNatsHealthz(natsHealthUrl(n)));
-    await check(problems, `JetStream via ${url}`, () => probeJetStream(url));
+    const auth = n.security ? { credsFile: n.security.cliCreds, caFile: n.security.ca } : undefined;
+    await check(problems, `JetStream via ${url}`, () => probeJetStream(url, 2_000, auth));
   }
   const healthy = problems.length === 0;
-  return { url, monitor, pid: n.pid, healthy, problems, logFile: n.logFile };
+  const security = n.security
+    ? {
+        ca: n.security.ca,
+        cliCreds: n.security.cliCreds,
+        workerCreds: n.security.workerCreds,
+        authDir: n.security.authDir,
+      }
+    : undefined;
+  return {
+    url,
+    monitor,
+    pid: n.pid,
+    healthy,
+    problems,
+    logFile: n.logFile,
+    ...(security ? { security } : {}),
+  };
 }
 
 async function registryStatus(r: NonNullable<StackRecord['registry']>): Promise<RegistryStatus> {

@@ -12,6 +12,7 @@ import {
 } from './binaries.ts';
 import { stackDefaults, stackLayout } from './layout.ts';
 import { createLogger } from '../runtime/log.ts';
+import { prepareServerSecurity } from './nats-auth.ts';
 import { natsServerSpec } from './nats-server.ts';
 import { REGISTRY_BINARY, registryServerSpec } from './registry.ts';
 import { isRunningBinary, signal } from './pids.ts';
@@ -42,6 +43,11 @@ export interface StackUpOptions {
   readonly registryPort?: number;
   /** The registry binary (default Debian's `/usr/bin/docker-registry`); without one the stack runs no registry. */
   readonly registryBinary?: string;
+  /**
+   * Start nats-server without TLS and authentication (plain `nats://`, anyone on the host may
+   * publish anything). Off by default; only for setups that cannot carry credentials yet.
+   */
+  readonly insecureNats?: boolean;
   readonly namespace?: string;
   readonly provision?: ProvisionDeps;
   /** Makes the logger for a component (`stack`, `stack:temporal`, `stack:nats`). */
@@ -81,7 +87,12 @@ function conflicts(
   differs('--ui-port', o.uiPort, record.temporal.uiPort, keep.temporal);
   differs('--namespace', o.namespace, record.temporal.namespace, keep.temporal);
   differs('--nats-port', o.natsPort, record.nats.port, keep.nats);
-  differs('--registry-port', o.registryPort, record.registry?.port, keep.registry);
+  const secured = record.nats.security !== undefined;
+  if (keep.nats && secured === Boolean(o.insecureNats)) {
+    notes.push(
+      `the running nats-server is ${secured ? 'secured (TLS and credentials)' : 'not secured'}, which this call would change; run 'slotflow stack down' first`,
+    );
+  }
   return notes;
 }
 
@@ -160,6 +171,7 @@ export async function stackUp(o: StackUpOptions): Promise<StackUpResult> {
     specs.push({ name: 'temporal', spec: temporalServerSpec(t) });
   }
   if (tools.nats) {
+    const security = o.insecureNats ? undefined : await prepareServerSecurity(layout.natsAuth);
     const n: Omit<NatsRecord, 'pid'> = {
       binary: tools.nats.path,
       version: tools.nats.version,
@@ -169,9 +181,11 @@ export async function stackUp(o: StackUpOptions): Promise<StackUpResult> {
       storeDir: layout.natsStore,
       logFile: layout.natsLog,
       startedAt: now,
+      ...(security ? { security } : {}),
     };
     wanted.nats = n;
-    specs.push({ name: 'nats', spec: natsServerSpec(n) });
+    const secured = security ? { configFile: security.configFile, tls: true } : {};
+    specs.push({ name: 'nats', spec: natsServerSpec({ ...n, ...secured }) });
   }
   if (registryBinary) {
     const r: Omit<RegistryRecord, 'pid'> = {

@@ -32,6 +32,20 @@ const natsRecord = z.object({
   storeDir: z.string().min(1),
   logFile: z.string().min(1),
   startedAt: z.iso.datetime(),
+  /** TLS and operator-mode auth; absent when the server was started without (`--insecure-nats`). */
+  security: z
+    .object({
+      /** The operator, accounts, server configuration and creds files (nats-auth.ts). */
+      authDir: z.string().min(1),
+      configFile: z.string().min(1),
+      /** The CA clients trust (NATS_TLS_CA). */
+      ca: z.string().min(1),
+      /** The operator CLI's creds (NATS_CREDS for clients of the stack). */
+      cliCreds: z.string().min(1),
+      /** The worker's creds. */
+      workerCreds: z.string().min(1),
+    })
+    .optional(),
 });
 
 const registryRecord = z.object({

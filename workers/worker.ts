@@ -11,7 +11,7 @@ import { connectNats } from '../runtime/nats.ts';
 import { temporalConnectionOptions } from '../runtime/temporal.ts';
 import { execaRunner } from '../runtime/runner.ts';
 import type { ConnectionConfig } from '../schema/index.ts';
-import { loadSigningKey } from '../signing/index.ts';
+import { keyringSigner } from '../signing/index.ts';
 import { TASK_QUEUE } from '../workflows/definitions.ts';
 import { startEventBridge, type EventBridge } from './event-bridge.ts';
 import { installTemporalRuntime } from './temporal-runtime.ts';
@@ -44,7 +44,9 @@ export async function startWorker({
   workerOptions?: Partial<WorkerOptions>;
 }): Promise<RunningWorker> {
   installTemporalRuntime(logger.child({ name: 'worker:temporal' }));
-  const key = await loadSigningKey(config.home);
+  const signer = keyringSigner(config.home);
+  // Fail at start, not at the first command, when there is no key to sign with.
+  const key = await signer.current();
   const nc = await connectNats(config.nats, 'slotflow-worker');
   const log = await openEventLog(nc);
   const kv = await openProjectionBucket(nc);
@@ -61,7 +63,7 @@ export async function startWorker({
     nc,
     log,
     kv,
-    key,
+    signer,
     runner: execaRunner,
     buildsDir: join(config.home, 'builds'),
     hostTaskQueue: queue,
@@ -82,7 +84,7 @@ export async function startWorker({
   });
   const bridge = await startEventBridge({ log, client, logger: logger.child({ name: 'worker:bridge' }) });
   logger.info(
-    { taskQueue: TASK_QUEUE, hostTaskQueue: queue, temporal: config.temporal.address },
+    { taskQueue: TASK_QUEUE, hostTaskQueue: queue, temporal: config.temporal.address, keyId: key.keyId },
     'worker started',
   );
 

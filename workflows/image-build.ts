@@ -25,7 +25,13 @@ export interface ImageBuildResult {
   /** The pushed OCI image: its digest-pinned reference and manifest digest. */
   pushed?: { reference: string; digest: string };
   /** For an OCI source: what was converted, and whether an earlier rollout's conversion was reused. */
-  converted?: { reference: string; ociDigest: string; reused: boolean };
+  converted?: {
+    reference: string;
+    ociDigest: string;
+    reused: boolean;
+    /** The RAUC bundle the slot image is wrapped in, when one was asked for. */
+    bundle?: { compatible: string; signer: string };
+  };
 }
 
 /**
@@ -38,7 +44,14 @@ export async function imageBuildWorkflow(input: ImageBuildInput): Promise<ImageB
   const { request } = input;
   if (request.type === 'oci') {
     const ociDigest = request.reference.slice(request.reference.lastIndexOf('@') + 1);
-    const earlier = await findConvertedImage({ ociDigest, format: request.format });
+    const bundle = request.rauc
+      ? { compatible: request.rauc.compatible, cert: request.rauc.cert }
+      : undefined;
+    const earlier = await findConvertedImage({
+      ociDigest,
+      format: request.format,
+      ...(bundle ? { bundle } : {}),
+    });
     if (earlier) {
       const manifest = await lookupPublishedImage({ digest: earlier.digest }).catch(() => undefined);
       if (manifest) {
@@ -83,7 +96,12 @@ export async function imageBuildWorkflow(input: ImageBuildInput): Promise<ImageB
   };
   if (request.type === 'oci') {
     const ociDigest = request.reference.slice(request.reference.lastIndexOf('@') + 1);
-    result.converted = { reference: request.reference, ociDigest, reused: false };
+    result.converted = {
+      reference: request.reference,
+      ociDigest,
+      reused: false,
+      ...(built.bundle ? { bundle: built.bundle } : {}),
+    };
   }
   if (input.push) {
     const pushed = await pushOciImage.executeWithOptions(

@@ -115,7 +115,13 @@ export async function nodeUpgradeWorkflow(input: NodeUpgradeInput): Promise<Node
               manifestDigest: input.manifestDigest as Digest,
               allowDowngrade: input.allowDowngrade ?? false,
             }
-          : { ...base, type: 'Rollback', ...(input.toVersion ? { toVersion: input.toVersion } : {}) },
+          : {
+              ...base,
+              type: 'Rollback',
+              ...(input.toVersion ? { toVersion: input.toVersion } : {}),
+              // The rollout's rollback is the operator's signed allowance to go below the floor.
+              allowDowngrade: true,
+            },
       ],
     );
   }

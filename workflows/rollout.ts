@@ -246,7 +246,12 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
       args: [
         {
           buildId: spec.id,
-          request: { type: 'oci', reference: pinned.reference, format: request.format },
+          request: {
+            type: 'oci',
+            reference: pinned.reference,
+            format: request.format,
+            ...(request.rauc ? { rauc: request.rauc } : {}),
+          },
           version: spec.version,
         },
       ],
@@ -267,6 +272,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
         ociDigest: pinned.digest,
         digest: built.manifest.digest,
         format: request.format,
+        ...(built.converted?.bundle ? { bundle: built.converted.bundle } : {}),
       });
     }
     return { type: 'artifact', manifest: built.manifest };

@@ -1,4 +1,5 @@
-import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RaucBundleRequest } from '../../schema/index.ts';
 import { BuildError, type BuildOutput, type BuilderDeps } from './builder.ts';
@@ -96,5 +97,18 @@ export async function wrapInRaucBundle(
     return { path: out, format: 'rauc', builder: `${image.builder}+${tool}` };
   } finally {
     await rm(content, { recursive: true, force: true });
+  }
+}
+
+/** The signer of a bundle as recorded in events: `sha256:` of the signing certificate file's bytes. */
+export async function certificateDigest(certPath: string): Promise<string> {
+  try {
+    return `sha256:${createHash('sha256')
+      .update(await readFile(certPath))
+      .digest('hex')}`;
+  } catch (err) {
+    throw new BuildError(`--rauc-cert ${certPath} cannot be read; pass the signing certificate (PEM)`, {
+      cause: err,
+    });
   }
 }

@@ -9,7 +9,7 @@ const usage =
   'slotflow agent --node-id ID --data-dir DIR [--labels k=v,…] [--slot-driver file|grub|kairos|rauc] ' +
   '[--reboot simulate|command] [--reboot-command "systemctl reboot"] [--p2p-listen ADDR,…] [--bootstrap ADDR,…] [--mesh-key FILE] ' +
   '[--config FILE] [--trusted-keys DIR] [--health-check NAME=CMD …] [--metrics-listen HOST:PORT] ' +
-  '[--initial-version V] [--heartbeat-interval 15s] [--artifact-dir DIR …] [--artifact-url URL …]';
+  '[--initial-version V] [--heartbeat-interval 15s] [--max-command-lifetime 24h] [--artifact-dir DIR …] [--artifact-url URL …]';
 
 /** `slotflow agent`: the node agent daemon (a systemd unit on a real node). */
 export const agent: Command = {
@@ -34,6 +34,7 @@ export const agent: Command = {
         'metrics-listen': { type: 'string' },
         'initial-version': { type: 'string' },
         'heartbeat-interval': { type: 'string' },
+        'max-command-lifetime': { type: 'string' },
         'artifact-dir': { type: 'string', multiple: true },
         'artifact-url': { type: 'string', multiple: true },
       },
@@ -59,6 +60,7 @@ export const agent: Command = {
           metricsListen: values['metrics-listen'],
           initialVersion: values['initial-version'],
           heartbeatInterval: values['heartbeat-interval'],
+          maxCommandLifetime: values['max-command-lifetime'],
           artifactDir: values['artifact-dir'],
           artifactUrl: values['artifact-url'],
         },

@@ -3,58 +3,17 @@ import { resolve } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { BuildError } from '../../activities/builders/builder.ts';
 import { parseOciReference } from '../../activities/builders/oci.ts';
-import { RaucBundleRequest } from '../../schema/index.ts';
 import { TASK_QUEUE } from '../../workflows/definitions.ts';
 import type { imageBuildWorkflow } from '../../workflows/image-build.ts';
 import { parseFlags, type Command } from '../command.ts';
 import { cliConfig, printJson, withTemporal } from '../context.ts';
+import { RAUC_FLAG_OPTIONS, raucRequest } from '../rauc-flags.ts';
 import { OperationFailed, UsageError } from '../usage-error.ts';
 
 const usage =
   'slotflow image build (--rootfs DIR | --containerfile FILE) --version V [--format ext4|squashfs|rauc] ' +
   '[--rauc-compatible C --rauc-cert PEM --rauc-key PEM [--rauc-intermediate PEM] [--rauc-bundle-format verity|plain]] ' +
   '[--push REPO[:TAG]] [--id ID] [--json]';
-
-const RAUC_FLAGS = [
-  'rauc-compatible',
-  'rauc-cert',
-  'rauc-key',
-  'rauc-intermediate',
-  'rauc-bundle-format',
-] as const;
-
-/** The RAUC bundle to wrap the image in (`--format rauc`), from the --rauc-* flags. */
-function raucRequest(
-  format: string,
-  values: Partial<Record<(typeof RAUC_FLAGS)[number], string | undefined>>,
-): RaucBundleRequest | undefined {
-  if (format !== 'rauc') {
-    const stray = RAUC_FLAGS.filter((f) => values[f] !== undefined);
-    if (stray.length > 0)
-      throw new UsageError(`--${stray[0]} only applies to --format rauc, got --format ${format}`);
-    return undefined;
-  }
-  const missing = (['rauc-compatible', 'rauc-cert', 'rauc-key'] as const).filter((f) => !values[f]);
-  if (missing.length > 0) {
-    throw new UsageError(
-      `--format rauc signs a RAUC bundle: give ${missing.map((f) => `--${f}`).join(', ')} (the nodes' system.conf compatible, the signing certificate and key; 'slotflow keys rauc-init' makes a pair for trials)\nusage: ${usage}`,
-    );
-  }
-  const parsed = RaucBundleRequest.safeParse({
-    compatible: values['rauc-compatible'],
-    cert: resolve(values['rauc-cert'] as string),
-    key: resolve(values['rauc-key'] as string),
-    ...(values['rauc-intermediate'] ? { intermediate: resolve(values['rauc-intermediate']) } : {}),
-    ...(values['rauc-bundle-format'] ? { bundleFormat: values['rauc-bundle-format'] } : {}),
-  });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = String(issue?.path[0]);
-    const flag = RAUC_FLAGS.find((f) => f.replace(/^rauc-|-/g, '') === field.toLowerCase()) ?? 'format';
-    throw new UsageError(`--${flag}: ${issue?.message ?? 'invalid'}`);
-  }
-  return parsed.data;
-}
 
 /** `slotflow image build`: builds and publishes a slot image as its own workflow, and with `--push` pushes the OCI image. */
 export const imageBuild: Command = {
@@ -68,11 +27,7 @@ export const imageBuild: Command = {
         containerfile: { type: 'string' },
         version: { type: 'string' },
         format: { type: 'string' },
-        'rauc-compatible': { type: 'string' },
-        'rauc-cert': { type: 'string' },
-        'rauc-key': { type: 'string' },
-        'rauc-intermediate': { type: 'string' },
-        'rauc-bundle-format': { type: 'string' },
+        ...RAUC_FLAG_OPTIONS,
         id: { type: 'string' },
         push: { type: 'string' },
         json: { type: 'boolean' },
@@ -88,7 +43,7 @@ export const imageBuild: Command = {
     if (format !== 'ext4' && format !== 'squashfs' && format !== 'rauc') {
       throw new UsageError(`--format: expected ext4, squashfs or rauc, got '${format}'`);
     }
-    const rauc = raucRequest(format, values);
+    const rauc = raucRequest(format, values, usage);
     const buildId =
       values.id ?? `b-${values.version.replace(/[^A-Za-z0-9_-]/g, '-')}-${randomBytes(3).toString('hex')}`;
     if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(buildId)) {

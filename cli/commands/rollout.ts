@@ -24,10 +24,11 @@ import { cliConfig, printJson, withTemporal } from '../context.ts';
 import { createStatusPrinter, isFinal, renderStatus } from '../progress.ts';
 import { startRollout } from '../rollout-client.ts';
 import { rolloutSearchUrl, temporalUiBase } from '../ui-url.ts';
+import { RAUC_FLAG_OPTIONS, raucRequest } from '../rauc-flags.ts';
 import { OperationFailed, UsageError } from '../usage-error.ts';
 
 const startUsage =
-  'slotflow rollout start (--image REF | --rootfs DIR | --containerfile FILE) --version V [--id ID] [--selector k=v] [--waves 1,10%,100%] [--max-unavailable N] [--failure-threshold 10%] [--on-failure pause|rollback] [--soak 30s] [--approve-waves] [--allow-downgrade] [--wait] [--json]';
+  'slotflow rollout start (--image REF | --rootfs DIR | --containerfile FILE) --version V [--format ext4|squashfs|rauc] [--rauc-compatible C --rauc-cert PEM --rauc-key PEM [--rauc-intermediate PEM] [--rauc-bundle-format verity|plain]] [--id ID] [--selector k=v] [--waves 1,10%,100%] [--max-unavailable N] [--failure-threshold 10%] [--on-failure pause|rollback] [--soak 30s] [--approve-waves] [--allow-downgrade] [--wait] [--json]';
 
 async function requirePath(flag: string, path: string, dir: boolean): Promise<string> {
   const full = resolve(path);
@@ -96,6 +97,8 @@ export const rolloutStart: Command = {
         rootfs: { type: 'string' },
         containerfile: { type: 'string' },
         version: { type: 'string' },
+        format: { type: 'string' },
+        ...RAUC_FLAG_OPTIONS,
         id: { type: 'string' },
         selector: { type: 'string' },
         waves: { type: 'string' },
@@ -122,13 +125,31 @@ export const rolloutStart: Command = {
         throw new UsageError(`--image: ${(err as Error).message}`);
       }
     }
+    const format = values.format ?? 'ext4';
+    if (format !== 'ext4' && format !== 'squashfs' && format !== 'rauc')
+      throw new UsageError(`--format: expected ext4, squashfs or rauc, got '${format}'`);
+    const published = values.image !== undefined && /^sha256:/.test(values.image);
+    if (values.format !== undefined && published)
+      throw new UsageError(
+        `--format applies to an image slotflow builds or converts (--rootfs, --containerfile, an OCI --image); ${values.image} is already published in its own format`,
+      );
+    if (values.containerfile && format === 'squashfs')
+      throw new UsageError(`--format squashfs: a Containerfile build makes an ext4 image; use ext4 or rauc`);
+    const rauc = raucRequest(format, values, startUsage);
+    // A RAUC bundle carries an ext4 slot image.
+    const fs = format === 'squashfs' ? ('squashfs' as const) : ('ext4' as const);
+    const bundle = rauc ? { rauc } : {};
     const image: RolloutSpecInput['image'] = values.rootfs
-      ? { type: 'rootfs', path: await requirePath('rootfs', values.rootfs, true) }
+      ? { type: 'rootfs', path: await requirePath('rootfs', values.rootfs, true), format: fs, ...bundle }
       : values.containerfile
-        ? { type: 'containerfile', path: await requirePath('containerfile', values.containerfile, false) }
-        : /^sha256:/.test(values.image as string)
+        ? {
+            type: 'containerfile',
+            path: await requirePath('containerfile', values.containerfile, false),
+            ...bundle,
+          }
+        : published
           ? { type: 'published', digest: values.image as string }
-          : { type: 'oci', reference: values.image as string };
+          : { type: 'oci', reference: values.image as string, format: fs, ...bundle };
     const number = (flag: string, v: string | undefined) => {
       if (v === undefined) return undefined;
       if (!/^\d+$/.test(v)) throw new UsageError(`--${flag}: expected a whole number, got '${v}'`);

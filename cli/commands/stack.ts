@@ -13,7 +13,8 @@ import {
   stackUp,
   temporalAddress,
   temporalUiUrl,
-  natsUrl,
+  recordedNatsUrl,
+  SecurityMaterialError,
   registryAddress,
   type StackEnv,
   type StackRecord,
@@ -42,7 +43,7 @@ async function operation<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    const known = [ProvisionError, PortInUseError, ServerStartError, StackStateError];
+    const known = [ProvisionError, PortInUseError, ServerStartError, StackStateError, SecurityMaterialError];
     if (known.some((k) => err instanceof k))
       throw new OperationFailed((err as Error).message, { cause: err });
     throw err;
@@ -62,7 +63,22 @@ function describe(record: StackRecord): Record<string, unknown> {
       binary: t.binary,
       logFile: t.logFile,
     },
-    nats: { url: natsUrl(n), pid: n.pid, binary: n.binary, logFile: n.logFile },
+    nats: {
+      url: recordedNatsUrl(n),
+      pid: n.pid,
+      binary: n.binary,
+      logFile: n.logFile,
+      ...(n.security
+        ? {
+            security: {
+              ca: n.security.ca,
+              cliCreds: n.security.cliCreds,
+              workerCreds: n.security.workerCreds,
+              authDir: n.security.authDir,
+            },
+          }
+        : {}),
+    },
     ...(record.registry
       ? {
           registry: {
@@ -79,7 +95,7 @@ function describe(record: StackRecord): Record<string, unknown> {
 }
 
 const upUsage =
-  'slotflow stack up [--data-dir DIR] [--temporal-port P] [--ui-port P] [--nats-port P] [--registry-port P] [--namespace NS] [--json]';
+  'slotflow stack up [--data-dir DIR] [--temporal-port P] [--ui-port P] [--nats-port P] [--registry-port P] [--namespace NS] [--insecure-nats] [--json]';
 
 export const stackUpCommand: Command = {
   path: ['stack', 'up'],
@@ -94,6 +110,7 @@ export const stackUpCommand: Command = {
         'nats-port': { type: 'string' },
         'registry-port': { type: 'string' },
         namespace: { type: 'string' },
+        'insecure-nats': { type: 'boolean' },
       },
       upUsage,
     );
@@ -105,6 +122,7 @@ export const stackUpCommand: Command = {
         natsPort: parsePort('nats-port', values['nats-port']),
         registryPort: parsePort('registry-port', values['registry-port']),
         namespace: values.namespace,
+        insecureNats: values['insecure-nats'] === true,
       }),
     );
     const info = describe(result.record);
@@ -119,7 +137,12 @@ export const stackUpCommand: Command = {
         : `stack up (${r.dataDir}); started ${result.started.join(' and ')}`,
       `temporal  ${temporalAddress(r.temporal)}  namespace ${r.temporal.namespace}  pid ${r.temporal.pid}  log ${r.temporal.logFile}`,
       `web ui    ${temporalUiUrl(r.temporal)}`,
-      `nats      ${natsUrl(r.nats)}  pid ${r.nats.pid}  log ${r.nats.logFile}`,
+      `nats      ${recordedNatsUrl(r.nats)}  pid ${r.nats.pid}  log ${r.nats.logFile}`,
+      ...(r.nats.security
+        ? [
+            `          TLS (CA ${r.nats.security.ca}) and credentials: CLI ${r.nats.security.cliCreds}, worker ${r.nats.security.workerCreds}`,
+          ]
+        : ['          NOT SECURED: no TLS, no credentials (--insecure-nats)']),
       ...(r.registry
         ? [`registry  ${registryAddress(r.registry)}  pid ${r.registry.pid}  log ${r.registry.logFile}`]
         : []),

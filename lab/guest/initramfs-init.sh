@@ -50,7 +50,10 @@ while [ -z "$device" ] && [ "$tries" -lt 100 ]; do
 done
 [ -n "$device" ] || rescue "root partition '$root' did not appear within 10 s"
 
-mount -t ext4 -o ro "$device" /newroot || rescue "cannot mount $device (root '$root') as ext4"
+# Slot images are squashfs (compressed: less to fetch and write) or ext4.
+mount -t squashfs -o ro "$device" /newroot 2> /dev/null ||
+  mount -t ext4 -o ro "$device" /newroot ||
+  rescue "cannot mount $device (root '$root') as squashfs or ext4"
 [ -x /newroot/sbin/init ] || rescue "$device has no /sbin/init"
 mount --move /dev /newroot/dev
 umount /proc /sys

@@ -12,7 +12,10 @@ let agent: TestAgent;
 
 before(async () => {
   fleet = await startFleet();
-  agent = await fleet.addAgent({ nodeId: 'cmd-1', args: ['--initial-version', '5.0.0'] });
+  agent = await fleet.addAgent({
+    nodeId: 'cmd-1',
+    args: ['--initial-version', '5.0.0', '--max-command-lifetime', '2h'],
+  });
   await agent.events.waitFor('NodeRegistered', (ev) => ev.some((e) => e.event.type === 'NodeRegistered'));
 });
 after(async () => {
@@ -85,7 +88,7 @@ test('agent commands - forged commands (unknown key, tampered signature) are ref
   await assertNothingWritten();
 });
 
-test('agent commands - expired, not yet valid and wrong-node commands are refused and nothing is written', async () => {
+test('agent commands - expired, not yet valid, too long valid and wrong-node commands are refused and nothing is written', async () => {
   const image = await fleet.image('5.2.0', { seed: 4 });
   await fleet.publish(image);
   const base = {
@@ -120,6 +123,16 @@ test('agent commands - expired, not yet valid and wrong-node commands are refuse
     ),
   );
   assert.equal(future.reason, 'not-yet-valid');
+
+  // This agent accepts commands valid for at most 2 h (--max-command-lifetime).
+  const tooLong = await nextRejection(() =>
+    fleet.send(
+      agent.nodeId,
+      fleet.sign({ ...base, expiresAt: new Date(Date.now() + 3 * hour).toISOString() }),
+    ),
+  );
+  assert.equal(tooLong.reason, 'expiry-too-far');
+  assert.match(tooLong.message, /further out than this node accepts \(7200 s from now\)/);
 
   const wrongNode = await nextRejection(() =>
     fleet.send(agent.nodeId, fleet.sign({ ...base, nodeId: 'someone-else' })),

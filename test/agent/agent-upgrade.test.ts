@@ -82,6 +82,11 @@ test('agent upgrade - the full event sequence ends committed on the new slot, an
     assert.equal(journal.state, 'idle');
     assert.equal(journal.op, null);
 
+    // 1.1.0 committed is the node's minimum version: going back needs the signed allowance.
+    const plainId = await fleet.rollback(agent.nodeId, 'r-plain', '1.0.0', { allowDowngrade: false });
+    const plain = await agent.events.outcome(plainId);
+    assert.equal(plain.type === 'UpgradeCommandRejected' && plain.reason, 'downgrade');
+
     // Rollback: back to slot a and 1.0.0, with no artifact fetched and slot b untouched.
     const imageB = await stat(join(agent.dataDir, 'slots', 'b.img'));
     const rollbackId = await fleet.rollback(agent.nodeId, 'r-up', '1.0.0');
@@ -97,6 +102,17 @@ test('agent upgrade - the full event sequence ends committed on the new slot, an
     assert.equal(back.type === 'NodeRolledBack' && back.version, '1.0.0');
     assert.equal((await slotState(agent)).boot?.['active'], 'a');
     assert.equal((await stat(join(agent.dataDir, 'slots', 'b.img'))).mtimeMs, imageB.mtimeMs);
+
+    // The floor outlived the reboot: 1.0.5 is newer than what runs, older than what was committed.
+    const older = await fleet.image('1.0.5', { seed: 12 });
+    await fleet.publish(older);
+    const olderId = await fleet.upgrade(agent.nodeId, older.manifest, { rolloutId: 'r-older' });
+    const refused = await agent.events.outcome(olderId);
+    assert.equal(refused.type === 'UpgradeCommandRejected' && refused.reason, 'downgrade');
+    assert.match(
+      refused.type === 'UpgradeCommandRejected' ? refused.message : '',
+      /minimum version 1\.1\.0 \(the newest it committed; it runs 1\.0\.0\)/,
+    );
   });
 });
 

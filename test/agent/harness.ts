@@ -252,14 +252,23 @@ export class Fleet {
     return signed.command.commandId;
   }
 
-  /** Signs and sends a rollback; returns its command id. */
-  async rollback(nodeId: string, rolloutId: string, toVersion?: string): Promise<string> {
+  /**
+   * Signs and sends a rollback; returns its command id. Like a rollout's rollback it carries the
+   * signed allowance to go below the node's minimum version, unless `allowDowngrade` is false.
+   */
+  async rollback(
+    nodeId: string,
+    rolloutId: string,
+    toVersion?: string,
+    { allowDowngrade = true }: { allowDowngrade?: boolean } = {},
+  ): Promise<string> {
     const signed = this.sign({
       type: 'Rollback',
       nodeId,
       rolloutId,
       commandId: `${rolloutId}:${nodeId}:rollback`,
       ...(toVersion ? { toVersion } : {}),
+      allowDowngrade,
     });
     await this.send(nodeId, signed);
     return signed.command.commandId;

@@ -116,6 +116,30 @@ test('cli - keys init writes a 0600 key once and exports the public key', async 
   assert.equal((JSON.parse(again.stdout) as { keyId: string }).keyId, made.keyId);
 });
 
+test('cli - keys init --force refuses to strand agents; revoking the signing key is refused', async () => {
+  const home = await mkdtemp(join(tmpdir(), 'slotflow-keys-'));
+  const first = await runCli(['keys', 'init', '--json'], { SLOTFLOW_HOME: home });
+  const { keyId } = JSON.parse(first.stdout) as { keyId: string };
+  const forced = await runCli(['keys', 'init', '--force'], { SLOTFLOW_HOME: home });
+  assert.equal(forced.code, 2);
+  assert.match(
+    forced.stderr,
+    new RegExp(`key already exists \\(${keyId}\\).*Run 'slotflow keys rotate'.*--strand-agents`),
+  );
+  const revoke = await runCli(['keys', 'revoke', keyId], { SLOTFLOW_HOME: home });
+  assert.equal(revoke.code, 2);
+  assert.match(revoke.stderr, /is the key that signs now; run 'slotflow keys rotate' first/);
+  const list = JSON.parse((await runCli(['keys', 'list', '--json'], { SLOTFLOW_HOME: home })).stdout) as {
+    signing: string;
+  };
+  assert.equal(list.signing, keyId);
+  const replaced = await runCli(['keys', 'init', '--force', '--strand-agents', '--json'], {
+    SLOTFLOW_HOME: home,
+  });
+  assert.equal(replaced.code, 0, replaced.stderr);
+  assert.notEqual((JSON.parse(replaced.stdout) as { keyId: string }).keyId, keyId);
+});
+
 test('cli - events filter by rollout and node; --json prints one event per line', async () => {
   const all = await runCli(['events', '--json', '--rollout', 'r-cli'], env);
   assert.equal(all.code, 0, all.stderr);

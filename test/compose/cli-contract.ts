@@ -87,9 +87,26 @@ const labels: Check = (value) => {
   return typeof parsed === 'string' ? parsed : undefined;
 };
 
-/** `slotflow worker`, `slotflow agent …` and `slotflow keys init`, as DESIGN.md defines them. */
+const nodeIdList: Check = (value) =>
+  value
+    .split(',')
+    .map(nodeId)
+    .find((p) => p !== undefined);
+
+/**
+ * `slotflow worker`, `slotflow agent …` and `slotflow keys init`, as DESIGN.md defines them, and
+ * `slotflow stack nats-auth` (the secured NATS's operator, certificates and creds).
+ */
 export const CONTAINER_COMMANDS: readonly CommandSpec[] = [
   { path: ['worker'], flags: {} },
+  {
+    path: ['stack', 'nats-auth'],
+    flags: {
+      'auth-dir': { required: true, check: absolutePath },
+      nodes: { check: nodeIdList },
+      export: { check: absolutePath },
+    },
+  },
   { path: ['keys', 'init'], flags: { 'export-public': { check: absolutePath } } },
   {
     path: ['agent'],

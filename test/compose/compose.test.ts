@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, posix, resolve } from 'node:path';
+import { dirname, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { loadCompose, type Mount, type Service } from './compose-model.ts';
@@ -22,6 +22,7 @@ const EXPECTED_SERVICES = [
   'temporal-search-attributes',
   'temporal-ui',
   'registry',
+  'nats-auth',
   'nats',
   'keys',
   'worker',
@@ -290,6 +291,51 @@ test("compose - agents bootstrap to another agent's p2p address", () => {
   assert.ok(bootstrapping >= AGENTS.length - 1, 'all agents but the first must bootstrap to a peer');
 });
 
+test('compose - NATS requires TLS and credentials; each agent mounts only its own creds', () => {
+  const auth = svc('nats-auth');
+  const { flags } = invocation(auth);
+  const authDir = flags['auth-dir'] ?? '';
+  const exportDir = flags['export'] ?? '';
+  const nats = svc('nats');
+  const command = (nats.command ?? []) as string[];
+  const config = command[command.indexOf('-c') + 1] ?? '';
+  assert.ok(command.includes('-c'), 'nats must run with the configuration nats-auth writes');
+  assert.equal(dirname(config), authDir, 'the configuration lives in the auth dir');
+  const authVolume = mountAt(auth, authDir);
+  assert.ok(authVolume?.type === 'volume', 'nats-auth writes the auth dir to a named volume');
+  assert.equal(mountAt(nats, config)?.source, authVolume.source, 'nats mounts that volume at the same path');
+  assert.ok(mountAt(nats, config)?.readOnly, 'nats mounts the auth volume read-only');
+  assert.equal(nats.dependsOn.get('nats-auth'), 'service_completed_successfully');
+  // Only the TLS client port is published: no plaintext monitoring port outside the network.
+  assert.deepEqual(
+    nats.ports.filter((p) => p.published !== undefined).map((p) => p.target),
+    [4222],
+  );
+
+  const nodesOf = (flags['nodes'] ?? '').split(',');
+  const holders = new Map<string, string>(); // creds volume -> holder
+  for (const holder of ['worker', 'cli', ...nodesOf]) {
+    const m = mountAt(auth, `${exportDir}/${holder}/nats.creds`);
+    assert.ok(m?.type === 'volume' && m.source, `nats-auth exports ${holder}'s creds to a volume of its own`);
+    holders.set(m.source, holder);
+  }
+  const expectCreds = (s: Service, holder: string) => {
+    const creds = s.environment['NATS_CREDS'] ?? '';
+    const ca = s.environment['NATS_TLS_CA'] ?? '';
+    const m = mountAt(s, creds);
+    assert.ok(m?.source, `${s.name}: NATS_CREDS ${creds} is not on a volume`);
+    assert.equal(holders.get(m.source), holder, `${s.name} must mount ${holder}'s creds`);
+    assert.ok(m.readOnly, `${s.name} mounts its creds read-only`);
+    assert.equal(mountAt(s, ca)?.source, m.source, `${s.name}: the CA comes with the creds`);
+    assert.ok(
+      !s.volumes.some((v) => v.source === authVolume.source),
+      `${s.name} must not see the operator's keys`,
+    );
+  };
+  expectCreds(svc('worker'), 'worker');
+  for (const agent of AGENTS) expectCreds(svc(agent), invocation(svc(agent)).flags['node-id'] ?? '');
+});
+
 test('compose - points the worker and the agents at Temporal and NATS services that exist', () => {
   const problems: string[] = [];
   const checkAddress = (s: Service, variable: string, scheme: string | undefined) => {
@@ -311,8 +357,8 @@ test('compose - points the worker and the agents at Temporal and NATS services t
   };
   const worker = svc('worker');
   checkAddress(worker, 'TEMPORAL_ADDRESS', undefined);
-  checkAddress(worker, 'NATS_URL', 'nats');
-  for (const agent of AGENTS) checkAddress(svc(agent), 'NATS_URL', 'nats');
+  checkAddress(worker, 'NATS_URL', 'tls');
+  for (const agent of AGENTS) checkAddress(svc(agent), 'NATS_URL', 'tls');
   assert.deepEqual(problems, []);
 
   const namespace = worker.environment['TEMPORAL_NAMESPACE'];

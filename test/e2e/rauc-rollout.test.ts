@@ -1,13 +1,15 @@
 // A RAUC rollout end to end through the CLI, with Debian's real rauc on two machines: stack up,
-// a worker, agents with the rauc slot driver, bundles built and signed by `image build --format
-// rauc`, a rollout that installs into the passive slot, boots it on trial and commits it through
-// RAUC, one whose health check fails and is marked bad through RAUC, and three bundles RAUC
-// refuses (untrusted signer, tampered, another compatible) with nothing written. Each machine's
+// a worker, agents with the rauc slot driver, an OCI image in the stack's registry rolled out as
+// a signed bundle (`rollout start --image REF --format rauc`: pulled, converted, wrapped once and
+// reused by the next rollout), installed into the passive slot, booted on trial and committed
+// through RAUC; one whose health check fails and is marked bad through RAUC; and three bundles
+// built by `image build --format rauc` that RAUC refuses (untrusted signer, tampered, another
+// compatible) with nothing written. Each machine's
 // harness plays power supply and GRUB: when the agent runs its reboot command it cuts the power,
 // lets grubBoot() pick the slot and starts RAUC and the agent again on it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -23,6 +25,7 @@ import { loadConnectionConfig } from '../../runtime/config.ts';
 import { IMAGES_BUCKET } from '../../schema/index.ts';
 import { createRaucMachine, createRaucPki, raucMissing, type RaucMachine } from '../agent/rauc-machine.ts';
 import { runCli } from '../helpers/cli.ts';
+import { pushRootfs } from '../helpers/oci-images.ts';
 import { startE2eControlPlane, waitForFleet } from '../helpers/e2e-stack.ts';
 
 const skip = (await raucMissing()) ?? false;
@@ -97,12 +100,18 @@ interface RolloutView {
   nodes: Record<string, { state: string }>;
 }
 
-async function rollout(id: string, image: string, version: string, selector: string): Promise<RolloutView> {
+async function rollout(
+  id: string,
+  image: string,
+  version: string,
+  selector: string,
+  extra: string[] = [],
+): Promise<RolloutView> {
   const r = await runCli(
     [
       ...['rollout', 'start', '--id', id, '--image', image, '--version', version],
       ...['--selector', selector, '--waves', '100%', '--max-unavailable', '2'],
-      ...['--on-failure', 'rollback', '--wait', '--json'],
+      ...['--on-failure', 'rollback', '--wait', '--json', ...extra],
     ],
     env,
     300_000,
@@ -129,7 +138,8 @@ test(
   'e2e - a RAUC rollout: signed bundles installed, trial boots committed or marked bad through RAUC, bad bundles refused',
   { skip },
   async () => {
-    await startE2eControlPlane(stackDir(), env, group, home);
+    const stack = await startE2eControlPlane(stackDir(), env, group, home);
+    assert.ok(stack.registry, 'the stack runs a registry');
 
     const fleetPki = await createRaucPki(join(home, 'pki', 'fleet'), 'slotflow e2e fleet');
     const roguePki = await createRaucPki(join(home, 'pki', 'rogue'), 'rogue');
@@ -165,12 +175,35 @@ test(
       assert.equal(r.code, 0, r.stderr);
       return (JSON.parse(r.stdout) as { manifest: { digest: string; format: string } }).manifest;
     };
-    const v2 = await build('2.0.0', fleetPki);
-    assert.equal(v2.format, 'rauc');
+    // Version 2.0.0 is an OCI image; the rollout converts it and wraps it in a bundle signed by the fleet's key.
+    const pushed = await pushRootfs(
+      await writeDemoRootfs(join(home, 'rootfs-2.0.0-oci'), '2.0.0'),
+      `${stack.registry.address}/os/rauc-demo:2.0.0`,
+    );
+    const asBundle = [
+      ...['--format', 'rauc', '--rauc-compatible', COMPATIBLE],
+      ...['--rauc-cert', fleetPki.cert, '--rauc-key', fleetPki.key, '--rauc-bundle-format', 'plain'],
+    ];
+    const eventsOf = async (rolloutId: string) =>
+      (await runCli(['events', '--rollout', rolloutId, '--json'], env)).stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { event: Record<string, unknown> & { type: string } }).event);
 
     // The healthy node installs, boots the trial and commits it through RAUC.
-    const ok = await rollout('rauc-ok', v2.digest, '2.0.0', 'health=ok');
+    const ok = await rollout('rauc-ok', pushed.reference, '2.0.0', 'health=ok', asBundle);
     assert.equal(ok.status, 'succeeded');
+    const okEvents = await eventsOf('rauc-ok');
+    const converted = okEvents.find((e) => e.type === 'ImageConverted');
+    assert.deepEqual(converted?.['bundle'], {
+      compatible: COMPATIBLE,
+      signer: `sha256:${createHash('sha256')
+        .update(await readFile(fleetPki.cert))
+        .digest('hex')}`,
+    });
+    const built = okEvents.find((e) => e.type === 'ImageBuilt') as
+      { manifest?: { format: string } } | undefined;
+    assert.equal(built?.manifest?.format, 'rauc', 'the converted image was wrapped in a bundle');
     assert.deepEqual(ok.nodes, { 'rauc-1': { ...ok.nodes['rauc-1'], state: 'upgraded' } });
     assert.deepEqual(await raucView(good), {
       booted: 'B',
@@ -179,8 +212,18 @@ test(
     });
 
     // The unhealthy node boots the trial, fails its check, marks it bad through RAUC and falls back.
-    const failing = await rollout('rauc-bad-health', v2.digest, '2.0.0', 'health=bad');
+    const failing = await rollout('rauc-bad-health', pushed.reference, '2.0.0', 'health=bad', asBundle);
     assert.equal(failing.status, 'rolled-back');
+    const failingEvents = await eventsOf('rauc-bad-health');
+    assert.ok(
+      !failingEvents.some((e) => e.type === 'ImageConverted'),
+      'the same image and signer are not converted again',
+    );
+    assert.equal(
+      failingEvents.find((e) => e.type === 'ImagePublished')?.['digest'],
+      converted?.['digest'],
+      'the second rollout installs the bundle the first one made',
+    );
     assert.equal(failing.nodes['rauc-2']?.state, 'fell-back');
     assert.deepEqual(await raucView(bad), {
       booted: 'A',

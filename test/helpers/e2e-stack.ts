@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProcessGroup } from '../../demo/processes.ts';
-import { pickFreePorts } from '../../stack/index.ts';
+import { issueNodeCredentials, pickFreePorts } from '../../stack/index.ts';
 import { runCli } from './cli.ts';
 
 /** What `slotflow stack status --json` reports. */
@@ -12,8 +12,22 @@ export interface E2eStack {
   healthy: boolean;
   env: Record<string, string>;
   temporal: { pid: number };
-  nats: { pid: number };
+  nats: { pid: number; security?: { authDir: string; workerCreds: string } };
   registry?: { pid: number; address: string };
+}
+
+/**
+ * A node's environment: the stack's, with NATS credentials issued for that node only (the
+ * stack's NATS is secured), as an operator provisions a machine.
+ */
+export async function nodeEnv(
+  stack: E2eStack,
+  env: Record<string, string>,
+  nodeId: string,
+): Promise<Record<string, string>> {
+  const security = stack.nats.security;
+  assert.ok(security, 'stack up secures NATS by default');
+  return { ...env, NATS_CREDS: await issueNodeCredentials(security.authDir, nodeId) };
 }
 
 /**
@@ -43,7 +57,9 @@ export async function startE2eControlPlane(
   assert.equal(stack.healthy, true);
   Object.assign(env, stack.env);
   assert.equal((await runCli(['keys', 'init'], env)).code, 0);
-  group.start('worker', ['worker'], env, join(logDir, 'worker.log'));
+  const workerCreds = stack.nats.security?.workerCreds;
+  assert.ok(workerCreds, 'stack up issues the worker its own NATS credentials');
+  group.start('worker', ['worker'], { ...env, NATS_CREDS: workerCreds }, join(logDir, 'worker.log'));
   return stack;
 }
 

@@ -5,12 +5,17 @@
 //   const stack = await startStack();
 //   after(() => stack.stop());
 import { rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
-import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import {
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+  type NodeConnectionOptions,
+} from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import {
   createLogger,
@@ -21,6 +26,7 @@ import {
   natsUrl,
   pickFreePorts,
   PortInUseError,
+  prepareServerSecurity,
   provisionTool,
   REGISTRY_BINARY,
   registryAddress,
@@ -32,6 +38,7 @@ import {
   temporalUiUrl,
   type LaunchedServer,
   type ResolvedTool,
+  type ServerSecurity,
   type ServerSpec,
   type ToolRecipe,
 } from '../../stack/index.ts';
@@ -228,8 +235,10 @@ export interface NatsHandle {
   readonly logFile: string;
   /** The server's pid (changes on restart). */
   readonly pid: number;
+  /** Operator-mode auth and TLS, when started with `{ secure: true }` (URL `tls://`). */
+  readonly security?: ServerSecurity;
   /**
-   * A client connection (retrying reconnects forever by default, so it rides out kill() and
+   * A client connection (as the operator CLI on a secured server; retrying reconnects forever by default, so it rides out kill() and
    * restart()); closed by stop().
    */
   connect(options?: Partial<NodeConnectionOptions>): Promise<NatsConnection>;
@@ -244,14 +253,20 @@ export interface NatsHandle {
   stop(): Promise<void>;
 }
 
-/** Starts a JetStream nats-server on free loopback ports with a temp store dir. */
-export async function startNats(): Promise<NatsHandle> {
+/**
+ * Starts a JetStream nats-server on free loopback ports with a temp store dir; `secure` runs it
+ * as `stack up` does: TLS required, operator-mode JWT auth (see stack/nats-auth.ts).
+ */
+export async function startNats(options: { secure?: boolean } = {}): Promise<NatsHandle> {
   const dir = await makeTempDir('slotflow-nats-');
   const binary = await binaryFor(natsRecipe);
   const storeDir = join(dir, 'jetstream');
   let spec: ServerSpec;
   let server: LaunchedServer;
+  let security: ServerSecurity | undefined;
   try {
+    if (options.secure) security = await prepareServerSecurity(join(dir, 'nats-auth'));
+    const secured = security ? { configFile: security.configFile, tls: true } : {};
     ({ spec, server } = await startOnFreePorts(2, ([port, monitorPort]) =>
       natsServerSpec({
         binary,
@@ -261,6 +276,7 @@ export async function startNats(): Promise<NatsHandle> {
         storeDir,
         logFile: join(dir, 'nats.log'),
         portFlags: { port: 'a free port' },
+        ...secured,
       }),
     ));
   } catch (err) {
@@ -269,9 +285,15 @@ export async function startNats(): Promise<NatsHandle> {
   }
   const port = Number(spec.args[spec.args.indexOf('-p') + 1]);
   const monitorPort = Number(spec.args[spec.args.indexOf('-m') + 1]);
-  const url = natsUrl({ host: HOST, port });
+  const url = natsUrl({ host: HOST, port, tls: security !== undefined });
   const clients = new Set<NatsConnection>();
   let stopped = false;
+  const asCli = security
+    ? {
+        authenticator: credsAuthenticator(await readFile(security.cliCreds)),
+        tls: { caFile: security.ca },
+      }
+    : {};
 
   return {
     url,
@@ -279,6 +301,7 @@ export async function startNats(): Promise<NatsHandle> {
     monitorPort,
     storeDir,
     logFile: spec.logFile,
+    ...(security ? { security } : {}),
     get pid() {
       return server.pid;
     },
@@ -287,6 +310,7 @@ export async function startNats(): Promise<NatsHandle> {
         servers: url,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
+        ...asCli,
         ...options,
       });
       clients.add(nc);

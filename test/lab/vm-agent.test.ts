@@ -57,7 +57,8 @@ describe('vm lab - the agent in a VM', async () => {
         dir: join(dir, 'vm'),
         guestForwards: [{ guestPort: 4222, hostPort: nats.port }],
       });
-      const booted = await vm.waitFor(/slotflow-lab: booted slot A/, { timeoutMs: 90_000 });
+      // Under TCG on a loaded 2-core host (other VMs booting beside it) a first boot can take minutes.
+      const booted = await vm.waitFor(/slotflow-lab: booted slot A/, { timeoutMs: 300_000 });
       const bootSeconds = (Date.now() - started) / 1000;
       // GRUB used slot A's try for this boot; the agent gives it back at start. A power cut just
       // after must not undo that, or the next boot finds no slot that may boot.

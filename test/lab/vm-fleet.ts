@@ -19,7 +19,9 @@ export async function publishRootfs(client: Client, rootfs: string, version: str
   const result = await client.workflow.execute<typeof imageBuildWorkflow>('imageBuildWorkflow', {
     workflowId: `image/vm-${version}-${Date.now()}`,
     taskQueue: TASK_QUEUE,
-    args: [{ buildId: `vm-${version}`, request: { type: 'rootfs', path: rootfs, format: 'ext4' }, version }],
+    args: [
+      { buildId: `vm-${version}`, request: { type: 'rootfs', path: rootfs, format: 'squashfs' }, version },
+    ],
   });
   return result.manifest.digest;
 }

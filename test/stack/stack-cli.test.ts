@@ -99,7 +99,7 @@ describe('stack cli', () => {
     assert.equal(started.registry.address, `127.0.0.1:${registryPort}`);
     assert.equal(started.registry.dataDir, join(dataDir, 'registry'));
     assert.equal(started.temporal.address, `127.0.0.1:${temporalPort}`);
-    assert.equal(started.nats.url, `nats://127.0.0.1:${natsPort}`);
+    assert.equal(started.nats.url, `tls://127.0.0.1:${natsPort}`, 'NATS is secured by default');
 
     const status = await run(['stack', 'status', '--data-dir', dataDir, '--json']);
     assert.equal(status.exitCode, 0, status.stdout + status.stderr);
@@ -112,12 +112,22 @@ describe('stack cli', () => {
     assert.equal(report.temporal.healthy, true);
     assert.equal(report.nats.healthy, true);
     assert.deepEqual(report.registry.healthy, true);
+    const auth = join(dataDir, 'nats-auth');
     assert.deepEqual(report.env, {
       TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
       TEMPORAL_NAMESPACE: 'default',
-      NATS_URL: `nats://127.0.0.1:${natsPort}`,
+      NATS_URL: `tls://127.0.0.1:${natsPort}`,
+      NATS_CREDS: join(auth, 'creds', 'cli.creds'),
+      NATS_TLS_CA: join(auth, 'tls', 'ca.pem'),
       SLOTFLOW_REGISTRY: `127.0.0.1:${registryPort}`,
     });
+    // What status tells to export is enough for a client; without the credentials NATS refuses.
+    const fleet = await run(['fleet', '--json'], report.env);
+    assert.equal(fleet.exitCode, 0, fleet.stderr);
+    const { NATS_CREDS: _creds, ...withoutCreds } = report.env;
+    const refused = await run(['fleet', '--json'], withoutCreds);
+    assert.notEqual(refused.exitCode, 0);
+    assert.match(refused.stderr, /authorization violation/i);
     // The registry serves the distribution API, its blobs under the stack's data dir.
     const v2 = await fetch(`http://127.0.0.1:${registryPort}/v2/`);
     assert.equal(v2.status, 200);

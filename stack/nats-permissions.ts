@@ -1,0 +1,95 @@
+import {
+  COMMANDS_STREAM,
+  IMAGES_BUCKET,
+  PLANS_STREAM,
+  PLANS_SUBJECTS,
+  commandConsumerName,
+  commandSubject,
+  nodeEventsFilter,
+  nodeInboxPrefix,
+} from '../schema/index.ts';
+
+/** Who a NATS credential is for; each role gets its own permissions. */
+export type NatsRole =
+  { readonly type: 'node'; readonly nodeId: string } | { readonly type: 'worker' } | { readonly type: 'cli' };
+
+/** Publish and subscribe allow/deny lists, as a user JWT carries them. */
+export interface NatsPermissions {
+  readonly pub: { readonly allow: string[]; readonly deny: string[] };
+  readonly sub: { readonly allow: string[]; readonly deny: string[] };
+}
+
+const API = '$JS.API';
+
+/**
+ * The JetStream API a node needs to read a stream through ordered consumers it creates itself
+ * (the plans it follows, the images it fetches): stream info, consumer create on `filter`,
+ * next/info/delete of those consumers, and direct or stored message gets.
+ */
+function readThroughOrderedConsumers(stream: string, filter: string): string[] {
+  return [
+    `${API}.STREAM.INFO.${stream}`,
+    `${API}.CONSUMER.CREATE.${stream}.*.${filter}`,
+    `${API}.CONSUMER.MSG.NEXT.${stream}.*`,
+    `${API}.CONSUMER.INFO.${stream}.*`,
+    `${API}.CONSUMER.DELETE.${stream}.*`,
+  ];
+}
+
+/**
+ * A node's permissions, the enforcement point of "a node speaks only for itself": it publishes
+ * only its own events, reads only its own commands (its durable consumer, created only with its
+ * own filter subject, so it cannot be pointed at another node's commands), and otherwise only
+ * reads the rollout plans and the image bucket. Replies come to its own inbox prefix.
+ */
+export function nodePermissions(nodeId: string, imagesBucket: string = IMAGES_BUCKET): NatsPermissions {
+  const consumer = commandConsumerName(nodeId);
+  const objects = `OBJ_${imagesBucket}`;
+  return {
+    pub: {
+      allow: [
+        nodeEventsFilter(nodeId),
+        `${API}.INFO`,
+        `${API}.CONSUMER.INFO.${COMMANDS_STREAM}.${consumer}`,
+        `${API}.CONSUMER.CREATE.${COMMANDS_STREAM}.${consumer}.${commandSubject(nodeId)}`,
+        `${API}.CONSUMER.MSG.NEXT.${COMMANDS_STREAM}.${consumer}`,
+        `$JS.ACK.${COMMANDS_STREAM}.${consumer}.>`,
+        ...readThroughOrderedConsumers(PLANS_STREAM, PLANS_SUBJECTS),
+        ...readThroughOrderedConsumers(objects, `$O.${imagesBucket}.C.*`),
+        `${API}.DIRECT.GET.${objects}`,
+        `${API}.DIRECT.GET.${objects}.>`,
+        `${API}.STREAM.MSG.GET.${objects}`,
+      ],
+      deny: [],
+    },
+    sub: { allow: [`${nodeInboxPrefix(nodeId)}.>`], deny: [] },
+  };
+}
+
+/**
+ * The worker runs the control plane (streams, commands, plans, rollout events, projections,
+ * images) but never speaks for a node: node events come only from nodes.
+ */
+export function workerPermissions(): NatsPermissions {
+  return {
+    pub: { allow: ['>'], deny: [nodeEventsFilter()] },
+    sub: { allow: ['>'], deny: [] },
+  };
+}
+
+/** The operator's CLI administers the account: it may do anything in it. */
+export function cliPermissions(): NatsPermissions {
+  return { pub: { allow: ['>'], deny: [] }, sub: { allow: ['>'], deny: [] } };
+}
+
+/** The permissions of a role. */
+export function permissionsOf(role: NatsRole): NatsPermissions {
+  switch (role.type) {
+    case 'node':
+      return nodePermissions(role.nodeId);
+    case 'worker':
+      return workerPermissions();
+    case 'cli':
+      return cliPermissions();
+  }
+}
