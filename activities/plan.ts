@@ -14,7 +14,9 @@ import {
   type PlanUpgrade,
   type Threshold,
 } from '../schema/index.ts';
-import { signPlan, type SigningKeySource } from '../signing/index.ts';
+import { signPlan, trustKeys, type SigningKeySource, type TrustedKeys } from '../signing/index.ts';
+import { verifyEnrolment } from '../signing/node-identity.ts';
+import type { NodeView } from '../projection/index.ts';
 import { windowAround } from '../workflows/planning.ts';
 
 /** A plan never lives shorter than this, so a site that loses NATS right away still has time. */
@@ -50,6 +52,8 @@ export interface PlanIssued {
   nodes: number;
   /** Nodes bound to a libp2p peer id. */
   pinned: number;
+  /** Nodes that registered a peer id no valid enrolment certificate vouches for (not pinned). */
+  unvouched?: string[];
   withdrawn: boolean;
   issuedAt: string;
   startsAt: string;
@@ -80,32 +84,57 @@ export function planTimes(
   return { startsAt, expiresAt: open ? Math.min(expiresAt, open.closesAt) : expiresAt };
 }
 
+/**
+ * The peer id a node may be pinned to: the one its registration names, when the enrolment
+ * certificate it carried verifies against the control plane's keys and binds this node to that
+ * very peer. A registration is a node's own claim; only the certificate is the control plane's.
+ */
+export function vouchedPeerId(
+  nodeId: string,
+  node: NodeView | undefined,
+  trusted: TrustedKeys,
+): string | undefined {
+  if (!node?.peerId || !node.enrolment) return undefined;
+  const check = verifyEnrolment(node.enrolment, trusted);
+  if (!check.ok) return undefined;
+  const cert = check.certificate;
+  return cert.nodeId === nodeId && cert.peerId === node.peerId ? cert.peerId : undefined;
+}
+
 /** Activities that sign the rollout plan a site follows when it loses the control plane. */
 export function createPlanActivities({
   js,
   log,
   kv,
   signer,
+  trustedKeys,
 }: {
   js: JetStreamClient;
   log: EventLog;
   kv: KV;
   signer: SigningKeySource;
+  /** Keys enrolment certificates may be signed with (default: the key that signs now). */
+  trustedKeys?: TrustedKeys;
 }) {
   return {
     /**
      * Signs the plan with the control plane's key and publishes it on the rollout's plan subject
-     * (the stream keeps only the latest). Nodes registered with a libp2p peer id are pinned to it.
+     * (the stream keeps only the latest). A node is pinned to its libp2p peer id only when its
+     * enrolment certificate vouches for that peer (vouchedPeerId).
      */
     async issuePlan(request: PlanRequest): Promise<PlanIssued> {
       const projection = await catchUp(await loadProjection(kv), log);
-      const peerIds: Record<string, string> = {};
-      for (const nodeId of request.waves.flat()) {
-        const peerId = projection.nodes.get(nodeId)?.peerId;
-        if (peerId) peerIds[nodeId] = peerId;
-      }
       const now = Date.now();
       const key = await signer.current(new Date(now));
+      const trusted = trustedKeys ?? trustKeys(key.publicKey);
+      const peerIds: Record<string, string> = {};
+      const unvouched: string[] = [];
+      for (const nodeId of request.waves.flat()) {
+        const node = projection.nodes.get(nodeId);
+        const peerId = vouchedPeerId(nodeId, node, trusted);
+        if (peerId) peerIds[nodeId] = peerId;
+        else if (node?.peerId) unvouched.push(nodeId);
+      }
       let signed;
       try {
         const draft = parseWith(
@@ -154,6 +183,7 @@ export function createPlanActivities({
         waves: plan.waves.length,
         nodes: plan.waves.reduce((n, w) => n + w.length, 0),
         pinned: Object.keys(peerIds).length,
+        ...(unvouched.length > 0 ? { unvouched } : {}),
         withdrawn: plan.upgrade === undefined,
         issuedAt: plan.issuedAt,
         startsAt: plan.startsAt,

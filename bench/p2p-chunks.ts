@@ -17,11 +17,12 @@
 // in bench/external.ts); without it, the figures with every part's raw numbers. Progress goes to
 // stderr either way.
 import { fork, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import type { Message } from '@libp2p/gossipsub';
+import { generateKey } from '@libp2p/pnet';
 import { COMMANDS_TOPIC, createMemoryChunkStore, sha256Digest, type SlotflowPeer } from '../p2p/index.ts';
 import type { ArtifactManifest } from '../schema/index.ts';
 import {
@@ -134,6 +135,17 @@ class Child {
   }
 }
 
+// The mesh key and the control-plane key that enrols every bench node.
+const fleetKeys = (() => {
+  const meshKey = new Uint8Array(95);
+  generateKey(meshKey);
+  const { privateKey } = generateKeyPairSync('ed25519');
+  return {
+    meshKey: Buffer.from(meshKey).toString('base64'),
+    controlPlaneKey: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+  };
+})();
+
 async function originEgress(): Promise<Figure> {
   const children: Child[] = [];
   const addrs: string[] = [];
@@ -142,7 +154,7 @@ async function originEgress(): Promise<Figure> {
       const c = new Child();
       children.push(c);
       const picks = [...addrs].sort(() => Math.random() - 0.5).slice(0, 3);
-      c.send({ type: 'start', nodeId: `bench-${i}`, bootstrap: picks });
+      c.send({ type: 'start', nodeId: `bench-${i}`, bootstrap: picks, ...fleetKeys });
       addrs.push((await c.next('ready')).addr);
     }
     await new Promise((r) => setTimeout(r, 2_000)); // gossip meshes graft

@@ -6,14 +6,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../runtime/log.ts';
-import { createMemoryChunkStore, createSlotflowPeer, sha256Digest, type SlotflowPeer } from '../p2p/index.ts';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import {
+  createMemoryChunkStore,
+  createSlotflowPeer,
+  loadOrCreatePeerKey,
+  sha256Digest,
+  type SlotflowPeer,
+} from '../p2p/index.ts';
 import type { ArtifactManifest } from '../schema/index.ts';
-import { trustKeys } from '../signing/index.ts';
-import { generateKeyPairSync } from 'node:crypto';
+import { keyIdOf, trustKeys } from '../signing/index.ts';
+import { issueEnrolment, nodeIdentityFromPeerKey } from '../signing/node-identity.ts';
 
 /** Messages from the driver. */
 export type ToNode =
-  | { type: 'start'; nodeId: string; bootstrap: string[] }
+  | {
+      type: 'start';
+      nodeId: string;
+      bootstrap: string[];
+      /** The mesh's pre-shared key, base64. */
+      meshKey: string;
+      /** The control-plane key that enrols every node of the bench (PKCS#8 PEM). */
+      controlPlaneKey: string;
+    }
   | { type: 'seed'; imageBytes: number; chunkBytes: number }
   | { type: 'fetch'; manifest: ArtifactManifest }
   | { type: 'stats' }
@@ -61,13 +76,23 @@ process.on('message', (m: ToNode) => {
       switch (m.type) {
         case 'start': {
           dir = await mkdtemp(join(tmpdir(), 'slotflow-bench-p2p-'));
+          // Enrolled like a real node, so peers count its chunk announcements.
+          const privateKey = createPrivateKey(m.controlPlaneKey);
+          const publicKey = createPublicKey(privateKey);
+          const { key: peerKey } = await loadOrCreatePeerKey(join(dir, 'peer.key'));
+          const enrolment = issueEnrolment(
+            { nodeId: m.nodeId, publicKey: nodeIdentityFromPeerKey(peerKey).publicKey },
+            { keyId: keyIdOf(publicKey), privateKey, publicKey },
+          );
           peer = await createSlotflowPeer({
             nodeId: m.nodeId,
             dataDir: dir,
             listen: ['/ip4/127.0.0.1/tcp/0'],
             allowedNetworks: ['127.0.0.0/8'],
             bootstrap: m.bootstrap,
-            trustedKeys: trustKeys(generateKeyPairSync('ed25519').publicKey),
+            meshKey: new Uint8Array(Buffer.from(m.meshKey, 'base64')),
+            enrolment,
+            trustedKeys: trustKeys(publicKey),
             chunkStore: createMemoryChunkStore(),
             log,
           });

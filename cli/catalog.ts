@@ -65,6 +65,11 @@ export const CATALOG: readonly CatalogEntry[] = [
     async () => (await import('./commands/keys.ts')).keysInit,
   ),
   entry(
+    'keys mesh-init',
+    "create the fleet's mesh pre-shared key (peers without it cannot join the libp2p mesh)",
+    async () => (await import('./commands/keys-mesh.ts')).keysMeshInit,
+  ),
+  entry(
     'keys rotate',
     'create a new control-plane key, announce it to every agent, switch to it after an overlap',
     async () => (await import('./commands/keys.ts')).keysRotate,

@@ -279,6 +279,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
         activeSlot: status.booted,
         agentVersion: AGENT_VERSION,
         ...(link ? { peerId: link.peer.peerId } : {}),
+        ...(link?.peer.enrolment.own() ? { enrolment: link.peer.enrolment.own() } : {}),
         installs: [...driver.accepts],
       }),
     );

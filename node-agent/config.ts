@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { meshKeyPath } from '../p2p/mesh-key.ts';
 import { AgentConfig, SchemaError, parseWith, type AgentConfigInput } from '../schema/index.ts';
 
 /** Environment variables the agent reads (flags win over them, they win over the file). */
@@ -18,6 +19,7 @@ export const AGENT_ENV = {
   maxCommandLifetime: 'SLOTFLOW_MAX_COMMAND_LIFETIME',
   p2pListen: 'SLOTFLOW_P2P_LISTEN',
   bootstrap: 'SLOTFLOW_BOOTSTRAP',
+  meshKey: 'SLOTFLOW_MESH_KEY',
   /** Test-only: `1` marks a lab machine whose harness plays the bootloader (AgentConfig.lab). */
   lab: 'SLOTFLOW_LAB',
 } as const;
@@ -38,6 +40,7 @@ export interface AgentFlags {
   readonly rebootCommand?: string | undefined;
   readonly p2pListen?: string | undefined;
   readonly bootstrap?: string | undefined;
+  readonly meshKey?: string | undefined;
   readonly trustedKeys?: string | undefined;
   readonly healthCheck?: readonly string[] | undefined;
   readonly metricsListen?: string | undefined;
@@ -158,7 +161,8 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
  * The agent's configuration from an optional file (YAML or JSON, the AgentConfig fields), the
  * environment and the flags, later ones winning field by field; validated by AgentConfig and
  * refused when its slot and reboot drivers cannot work together. The trusted keys default to
- * `<home>/keys`, where `slotflow keys init` puts the public key.
+ * `<home>/keys`, where `slotflow keys init` puts the public key, and the mesh key to
+ * `<home>/keys/mesh.psk`.
  */
 export async function loadAgentConfig(input: {
   flags: AgentFlags;
@@ -213,9 +217,15 @@ export async function loadAgentConfig(input: {
   });
   const p2p = {
     ...((fromFile['p2p'] as object | undefined) ?? {}),
-    ...defined({ listen: list(env[AGENT_ENV.p2pListen]), bootstrap: list(env[AGENT_ENV.bootstrap]) }),
-    ...defined({ listen: list(flags.p2pListen), bootstrap: list(flags.bootstrap) }),
-  };
+    ...defined({
+      listen: list(env[AGENT_ENV.p2pListen]),
+      bootstrap: list(env[AGENT_ENV.bootstrap]),
+      meshKey: env[AGENT_ENV.meshKey] || undefined,
+    }),
+    ...defined({ listen: list(flags.p2pListen), bootstrap: list(flags.bootstrap), meshKey: flags.meshKey }),
+  } as Record<string, unknown>;
+  // Where `slotflow keys mesh-init` puts it, beside the control plane's keys.
+  if (p2p['openMesh'] !== true) p2p['meshKey'] ??= meshKeyPath(input.home);
   const merged = { ...fromFile, ...fromEnv, ...fromFlags, p2p } as AgentConfigInput;
   merged.trustedKeysDir ??= join(input.home, 'keys');
   const missing = (['nodeId', 'dataDir'] as const)

@@ -70,7 +70,15 @@ export function renderMetrics(s: MetricsSnapshot): string {
         ['{topic="commands",verdict="rejected"}', p.gossip.commands.rejected],
         ['{topic="events",verdict="accepted"}', p.gossip.events.accepted],
         ['{topic="events",verdict="rejected"}', p.gossip.events.rejected],
+        ['{topic="lease",verdict="accepted"}', p.gossip.lease.accepted],
+        ['{topic="lease",verdict="rejected"}', p.gossip.lease.rejected],
       ],
+    );
+    metric(
+      'slotflow_p2p_peers_unenrolled_total',
+      'counter',
+      'Look-ups that found no valid enrolment certificate for a peer; what such a peer gossips is dropped.',
+      [['', p.unenrolledPeers]],
     );
     metric('slotflow_p2p_events_relayed_total', 'counter', "Peers' events this node stored in JetStream.", [
       ['', p.relayed],

@@ -12,6 +12,8 @@ import {
   createPeerArtifactSource,
   createSlotflowPeer,
   importImage,
+  loadMeshKey,
+  MeshKeyError,
   watchNatsStatus,
   type ModeChange,
   type ModeSwitch,
@@ -45,7 +47,9 @@ export type RebootTurn =
 export interface P2pMetrics {
   readonly mode: 'nats' | 'p2p';
   readonly peers: number;
-  readonly gossip: Readonly<Record<'commands' | 'events', { accepted: number; rejected: number }>>;
+  readonly gossip: Readonly<Record<'commands' | 'events' | 'lease', { accepted: number; rejected: number }>>;
+  /** Look-ups that found no enrolment certificate vouching for a peer. */
+  readonly unenrolledPeers: number;
   readonly relayed: number;
   readonly uploadedBytes: number;
 }
@@ -100,6 +104,17 @@ export function p2pEnabled(config: AgentConfig): boolean {
 export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
   const { config, journal, plans, log } = init;
   const nodeId = config.nodeId;
+  if (config.p2p.openMesh) log.warn('the mesh is open: any peer on the allowed networks may connect');
+  let meshKey: Uint8Array | undefined;
+  if (!config.p2p.openMesh) {
+    if (!config.p2p.meshKey) {
+      throw new MeshKeyError(
+        'expected p2p.meshKey (--mesh-key FILE) for the closed mesh, got none; copy the control plane’s ' +
+          'keys/mesh.psk to the node, or set p2p.openMesh: true to run a mesh any peer may join',
+      );
+    }
+    meshKey = await loadMeshKey(config.p2p.meshKey);
+  }
   const peer = await createSlotflowPeer({
     nodeId,
     dataDir: config.dataDir,
@@ -109,6 +124,7 @@ export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
     mdns: config.p2p.mdns,
     ...(config.p2p.allowedNetworks ? { allowedNetworks: config.p2p.allowedNetworks } : {}),
     relay: config.p2p.relay,
+    ...(meshKey ? { meshKey } : { openMesh: true }),
     trustedKeys: init.trustedKeys,
     onCommand: (signed) => init.onCommand(signed),
     onPlan: async (signed) => {
@@ -278,7 +294,9 @@ export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
         gossip: {
           commands: { accepted: peer.commands.stats.accepted, rejected: peer.commands.stats.rejected },
           events: { accepted: peer.events.stats.accepted, rejected: peer.events.stats.rejected },
+          lease: { accepted: peer.lease.stats.accepted, rejected: peer.lease.stats.rejected },
         },
+        unenrolledPeers: peer.enrolment.stats.refused,
         relayed: peer.relay.stats.appended,
         uploadedBytes: peer.chunks.server.stats.bytesServed,
       };

@@ -16,6 +16,22 @@ export class PeerIdentityError extends Error {
   }
 }
 
+/** The mesh pre-shared key file is missing, unreadable, too open or not a libp2p swarm key. */
+export class MeshKeyError extends Error {
+  override name = 'MeshKeyError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** This node's enrolment certificate does not verify, names another node or another peer. */
+export class EnrolmentError extends Error {
+  override name = 'EnrolmentError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
 /** A peer broke the chunk protocol (bad frame, wrong size) or answered with an error. */
 export class ChunkProtocolError extends Error {
   override name = 'ChunkProtocolError';

@@ -9,7 +9,15 @@ export * from './topics.ts';
 export { createCommandGossip, type CommandGossipService } from './gossip/commands.ts';
 export { createEventGossip, type EventGossipService } from './gossip/events.ts';
 export { createEventRelay, type EventRelay, type EventRelayStats } from './gossip/event-relay.ts';
-export { createPeerBindings, type PeerBindings } from './gossip/bindings.ts';
+export type { PeerBindings, Vouch } from './gossip/bindings.ts';
+export { createMeshKey, loadMeshKey, meshKeyPath, MESH_KEY_FILE } from './mesh-key.ts';
+export {
+  createEnrolmentExchange,
+  type EnrolmentExchange,
+  type EnrolmentStats,
+} from './enrolment/exchange.ts';
+export { createCertificateBook, type CertificateBook } from './enrolment/certificates.ts';
+export { loadOwnEnrolment, ENROLMENT_FILE } from './enrolment/own.ts';
 export type { TopicStats } from './gossip/topic.ts';
 export { createChunkService, type ChunkService } from './chunks/service.ts';
 export type { ChunkStore } from './chunks/store.ts';

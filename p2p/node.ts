@@ -8,10 +8,13 @@ import { createTopicScoreParams } from '@libp2p/gossipsub/score';
 import { identify, type Identify } from '@libp2p/identify';
 import type { Libp2p } from '@libp2p/interface';
 import { mdns } from '@libp2p/mdns';
+import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p } from 'libp2p';
 import type { Logger } from 'pino';
 import { createLogger } from '../runtime/log.ts';
+import { P2pConfigError } from './errors.ts';
+import { fixPnetCipher } from './pnet-cipher-fix.ts';
 import { createBootstrapDialer, type BootstrapDialer } from './bootstrap-dialer.ts';
 import { createNetworkGater, type GaterStats } from './gater.ts';
 import { loadOrCreatePeerKey } from './identity.ts';
@@ -34,6 +37,13 @@ export interface P2pNodeInit {
    * (`/dns4/agent-1/tcp/4001`): the peer id is then learnt from the handshake.
    */
   readonly bootstrap?: readonly string[];
+  /**
+   * The fleet's pre-shared key (libp2p swarm key, see mesh-key.ts): every connection is
+   * encrypted with it before anything else is said, so a peer without it cannot connect at all.
+   */
+  readonly meshKey?: Uint8Array;
+  /** Run without a mesh key: any peer on the allowed networks may connect. Must be asked for. */
+  readonly openMesh?: boolean;
   /** Discover peers on the local link with mDNS (off by default). */
   readonly mdns?: boolean;
   /** CIDRs the node may dial and accept connections from (default: loopback and private ranges). */
@@ -108,6 +118,13 @@ const INVALID_ONLY_SCORE = createTopicScoreParams({
 /** Creates (but does not start) a libp2p node; the identity is loaded or created in `dataDir`. */
 export async function createP2pNode(init: P2pNodeInit): Promise<P2pNode> {
   const log = init.log ?? createLogger('p2p:node');
+  if (init.meshKey) fixPnetCipher();
+  if (!init.meshKey && !init.openMesh) {
+    throw new P2pConfigError(
+      'expected the mesh pre-shared key (meshKey) to join a closed mesh; give the agent --mesh-key FILE ' +
+        "(made by 'slotflow keys mesh-init'), or set openMesh to run a mesh any peer may join",
+    );
+  }
   const networks = allowedNetworks(init.allowedNetworks ?? DEFAULT_ALLOWED_NETWORKS);
   const { gater, stats } = createNetworkGater(networks, log);
   const { key } = await loadOrCreatePeerKey(join(init.dataDir, 'peer.key'));
@@ -157,6 +174,7 @@ export async function createP2pNode(init: P2pNodeInit): Promise<P2pNode> {
     privateKey: key,
     addresses: { listen, announce: init.announce ? [...init.announce] : [] },
     transports: [tcp(), circuitRelayTransport()],
+    ...(init.meshKey ? { connectionProtector: preSharedKey({ psk: init.meshKey }) } : {}),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: gater,
@@ -186,7 +204,10 @@ export async function createP2pNode(init: P2pNodeInit): Promise<P2pNode> {
       await libp2p.start();
       for (const topic of ALL_TOPICS) libp2p.services.pubsub.subscribe(topic);
       bootstrap.start();
-      nodeLog.info({ addrs: libp2p.getMultiaddrs().map(String) }, 'p2p node started');
+      nodeLog.info(
+        { addrs: libp2p.getMultiaddrs().map(String), mesh: init.meshKey ? 'closed' : 'open' },
+        'p2p node started',
+      );
     },
     async stop() {
       bootstrap.stop();

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { EventLog } from '../eventlog/index.ts';
-import type { SignedCommand, SignedPlan } from '../schema/index.ts';
+import type { EnrolmentCertificate, SignedCommand, SignedPlan } from '../schema/index.ts';
 import { verifyPlan } from '../signing/plan.ts';
 import type { TrustedKeys } from '../signing/index.ts';
 import { createRebootCoordinator, type RebootCoordinator } from './coordination/coordinator.ts';
@@ -9,7 +9,8 @@ import { createLeaseGossip, type LeaseGossip } from './coordination/lease-gossip
 import { createChunkService, type ChunkService } from './chunks/service.ts';
 import { createFileChunkStore } from './chunks/file-store.ts';
 import type { ChunkStore } from './chunks/store.ts';
-import { createPeerBindings, type PeerBindings } from './gossip/bindings.ts';
+import { createEnrolmentExchange, type EnrolmentExchange } from './enrolment/exchange.ts';
+import { loadOwnEnrolment } from './enrolment/own.ts';
 import { createCommandGossip, type CommandGossipService } from './gossip/commands.ts';
 import { createEventGossip, type EventGossipService } from './gossip/events.ts';
 import { createEventRelay, type EventRelay } from './gossip/event-relay.ts';
@@ -22,6 +23,11 @@ export interface SlotflowPeerInit extends P2pNodeInit {
   readonly nodeId: string;
   /** Control-plane keys commands and plans must be signed with. */
   readonly trustedKeys: TrustedKeys;
+  /**
+   * This node's enrolment certificate (default: loaded from `<dataDir>/enrolment.json`). Without
+   * one the node still receives commands, plans and chunks, but peers drop what it gossips.
+   */
+  readonly enrolment?: EnrolmentCertificate;
   /** Where chunks live (default: a file store in `<dataDir>/chunks`). */
   readonly chunkStore?: ChunkStore;
   /** A command for this node arrived over gossip (signature good, not expired). Verify it fully. */
@@ -39,13 +45,14 @@ export interface SlotflowPeer {
   readonly nodeId: string;
   readonly peerId: string;
   readonly node: P2pNode;
-  readonly bindings: PeerBindings;
+  /** Enrolment certificates: this node's, presented to peers, and peers', verified. */
+  readonly enrolment: EnrolmentExchange;
   readonly commands: CommandGossipService;
   readonly events: EventGossipService;
   readonly relay: EventRelay;
   readonly chunks: ChunkService;
   readonly lease: LeaseGossip;
-  /** Builds the reboot coordinator for a signed plan (verified again here; pins its peer ids). */
+  /** Builds the reboot coordinator for a signed plan (verified again here). */
   coordinator(signed: SignedPlan): RebootCoordinator;
   /** The node's addresses, `/p2p/<peer id>` included. */
   multiaddrs(): string[];
@@ -57,24 +64,39 @@ export interface SlotflowPeer {
 export async function createSlotflowPeer(init: SlotflowPeerInit): Promise<SlotflowPeer> {
   const node = await createP2pNode(init);
   const log: Logger = node.log.child({ nodeId: init.nodeId });
-  const bindings = createPeerBindings();
-  bindings.claim(init.nodeId, node.peerId);
+  const own =
+    init.enrolment ??
+    (await loadOwnEnrolment({
+      dataDir: init.dataDir,
+      nodeId: init.nodeId,
+      peerId: node.peerId,
+      trustedKeys: init.trustedKeys,
+    }));
+  if (!own) {
+    log.warn(
+      { file: join(init.dataDir, 'enrolment.json') },
+      'this node is not enrolled: peers drop the events and lease reports it gossips until it is',
+    );
+  }
+  const enrolment = createEnrolmentExchange({
+    node,
+    trustedKeys: init.trustedKeys,
+    own,
+    log: log.child({ name: 'p2p:enrolment' }),
+  });
   const commands = createCommandGossip({
     node,
     nodeId: init.nodeId,
     trustedKeys: init.trustedKeys,
     onCommand: init.onCommand,
-    onPlan: async (signed) => {
-      if (signed.plan.peerIds) bindings.pin(signed.plan.peerIds);
-      await init.onPlan?.(signed);
-    },
+    onPlan: init.onPlan,
     republishIntervalMs: init.republish?.commandsMs,
     log: log.child({ name: 'p2p:commands' }),
   });
   const events = createEventGossip({
     node,
     nodeId: init.nodeId,
-    bindings,
+    bindings: enrolment,
     log: log.child({ name: 'p2p:events' }),
   });
   const relay = createEventRelay({ events, eventLog: init.eventLog, log: log.child({ name: 'p2p:relay' }) });
@@ -82,12 +104,13 @@ export async function createSlotflowPeer(init: SlotflowPeerInit): Promise<Slotfl
     node,
     store: init.chunkStore ?? createFileChunkStore(join(init.dataDir, 'chunks')),
     announceIntervalMs: init.republish?.chunksMs,
+    enrolled: enrolment,
     log: log.child({ name: 'p2p:chunks' }),
   });
   const lease = createLeaseGossip({
     node,
     nodeId: init.nodeId,
-    bindings,
+    bindings: enrolment,
     file: join(init.dataDir, 'lease-reports.json'),
     republishIntervalMs: init.republish?.leaseMs,
     log: log.child({ name: 'p2p:lease' }),
@@ -97,7 +120,7 @@ export async function createSlotflowPeer(init: SlotflowPeerInit): Promise<Slotfl
     nodeId: init.nodeId,
     peerId: node.peerId,
     node,
-    bindings,
+    enrolment,
     commands,
     events,
     relay,
@@ -111,7 +134,6 @@ export async function createSlotflowPeer(init: SlotflowPeerInit): Promise<Slotfl
           `cannot coordinate reboots on this plan (${result.reason}): ${result.message}`,
         );
       }
-      if (result.plan.peerIds) bindings.pin(result.plan.peerIds);
       return createRebootCoordinator({
         plan: result.plan,
         nodeId: init.nodeId,
@@ -120,6 +142,8 @@ export async function createSlotflowPeer(init: SlotflowPeerInit): Promise<Slotfl
       });
     },
     async start() {
+      // Ready to present the certificate before the first peer connects and asks for it.
+      await enrolment.start();
       await node.start();
       commands.start();
       events.start();
@@ -133,6 +157,7 @@ export async function createSlotflowPeer(init: SlotflowPeerInit): Promise<Slotfl
       lease.stop();
       await relay.stop();
       await chunks.stop();
+      await enrolment.stop();
       await node.stop();
     },
   };

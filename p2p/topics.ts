@@ -11,5 +11,8 @@ export const CHUNKS_TOPIC = 'slotflow/chunks/1';
 /** Content-addressed chunk exchange (request/response stream protocol). */
 export const CHUNK_PROTOCOL = '/slotflow/chunk/1';
 
+/** Enrolment certificates on request (request/response stream protocol). */
+export const ENROLMENT_PROTOCOL = '/slotflow/enrolment/1';
+
 /** Every gossip topic slotflow uses; peers ignore any other. */
 export const ALL_TOPICS: readonly string[] = [COMMANDS_TOPIC, EVENTS_TOPIC, LEASE_TOPIC, CHUNKS_TOPIC];

@@ -42,6 +42,7 @@ export function reduceNode(node: NodeView | undefined, event: NodeEvent, seq: nu
       mode: node?.mode ?? 'nats',
       // The latest registration describes the agent as it runs now: no peer id, no binding.
       peerId: event.peerId,
+      ...(event.enrolment ? { enrolment: event.enrolment } : {}),
       installs: event.installs,
       registeredAt: node?.registeredAt ?? event.at,
       lastSeenAt: event.at,

@@ -1,4 +1,4 @@
-import type { AgentState, Digest, Labels, NodeOutcome, Slot } from '../schema/index.ts';
+import type { AgentState, Digest, EnrolmentCertificate, Labels, NodeOutcome, Slot } from '../schema/index.ts';
 
 /** Where a node stands in the rollout that last touched it. */
 export type NodePhase =
@@ -27,8 +27,13 @@ export interface NodeView {
   state: AgentState;
   /** Whether the agent last spoke through NATS or only through its peers. */
   mode: 'nats' | 'p2p';
-  /** The agent's libp2p peer id from its latest registration; signed plans pin the node to it. */
+  /** The agent's libp2p peer id from its latest registration. */
   peerId?: string | undefined;
+  /**
+   * The enrolment certificate the latest registration carried; signed plans pin the node to
+   * `peerId` only when it verifies and names that peer (activities/plan.ts).
+   */
+  enrolment?: EnrolmentCertificate | undefined;
   /** What the node's slot driver installs, from its latest registration (older agents do not say). */
   installs?: ('file' | 'oci')[] | undefined;
   registeredAt: string;

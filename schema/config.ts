@@ -247,6 +247,13 @@ export const AgentConfig = z
           .default({ serve: false, reserve: false }),
         /** Time without NATS before the agent switches to peer-to-peer mode. */
         natsLossGrace: Duration.prefault('20s'),
+        /**
+         * The fleet's mesh pre-shared key file (`$SLOTFLOW_HOME/keys/mesh.psk` by default, mode
+         * 600): peers without it cannot connect. Required unless `openMesh` is set.
+         */
+        meshKey: z.string().min(1).optional(),
+        /** Run the mesh without a pre-shared key (any peer on the allowed networks may connect). */
+        openMesh: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ArtifactManifest } from './artifact.ts';
 import { Digest, MessageId, NodeId, RolloutId, Slot, Timestamp } from './ids.ts';
-import { KeyId, NodeEventSignature } from './identity.ts';
+import { EnrolmentCertificate, KeyId, NodeEventSignature } from './identity.ts';
 import { Labels } from './labels.ts';
 import { RolloutSpec } from './rollout-spec.ts';
 
@@ -142,6 +142,11 @@ export const NodeRegistered = nodeEvent('NodeRegistered', {
   activeSlot: Slot,
   agentVersion: z.string(),
   peerId: z.string().optional(),
+  /**
+   * The node's enrolment certificate, the one it presents to peers: the control plane pins the
+   * node to `peerId` in a signed plan only when this certificate vouches for that peer.
+   */
+  enrolment: EnrolmentCertificate.optional(),
   /** What the node's slot driver installs: slot image files, OCI references (Kairos), or both. */
   installs: z.array(z.enum(['file', 'oci'])).optional(),
 });

@@ -3,11 +3,13 @@ import { ImageSource } from './artifact.ts';
 import { SignedCommand } from './commands.ts';
 import { NodeEvent } from './events.ts';
 import { Digest, NodeId, RolloutId, Timestamp } from './ids.ts';
+import { EnrolmentCertificate } from './identity.ts';
 import { Threshold } from './threshold.ts';
 
 // Messages agents exchange peer to peer (libp2p gossip topics and the chunk protocol). Nothing
 // here is trusted because of who sent it: commands and plans carry the control plane's signature,
-// chunks are checked against the signed manifest, and reports are bound to peers by the plan.
+// chunks are checked against the signed manifest, and events and reports count only from the
+// peer an enrolment certificate (signed by the control plane) binds to their node.
 
 /** Current version of the rollout plan's shape. */
 export const PLAN_VERSION = 1;
@@ -55,8 +57,9 @@ export const RolloutPlan = z
     /** Clock difference between nodes the schedule tolerates. */
     clockSkewMs: z.number().int().nonnegative().default(2_000),
     /**
-     * Node id to libp2p peer id (from NodeRegistered). When a node is listed, only that peer's
-     * lease reports and events count for it; unlisted nodes are bound on first use.
+     * Node id to libp2p peer id, for nodes whose enrolment certificate vouches for that peer
+     * (the control plane pins no other). Peers themselves bind authors to nodes by the
+     * certificates they exchange (p2p/enrolment), never by first use.
      */
     peerIds: z.record(NodeId, z.string().min(1).max(128)).optional(),
     /** The rollout's index of `waves[0]` (plans are re-issued as waves start). */
@@ -156,3 +159,21 @@ export const ChunkResponse = z.discriminatedUnion('status', [
   z.object({ status: z.literal('error'), message: z.string() }),
 ]);
 export type ChunkResponse = z.output<typeof ChunkResponse>;
+
+/**
+ * Protocol `/slotflow/enrolment/1`, client to server: the enrolment certificate of one peer,
+ * the server's own or one it has verified (a peer relays certificates of authors further away).
+ */
+export const EnrolmentRequest = z.object({
+  v: z.literal(1),
+  /** The libp2p peer id whose certificate is asked for. */
+  peerId: z.string().min(1).max(128),
+});
+export type EnrolmentRequest = z.output<typeof EnrolmentRequest>;
+
+/** Protocol `/slotflow/enrolment/1`, server to client: the certificate, or none known. */
+export const EnrolmentResponse = z.object({
+  v: z.literal(1),
+  certificate: EnrolmentCertificate.optional(),
+});
+export type EnrolmentResponse = z.output<typeof EnrolmentResponse>;

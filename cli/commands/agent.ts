@@ -7,7 +7,7 @@ import { UsageError } from '../usage-error.ts';
 
 const usage =
   'slotflow agent --node-id ID --data-dir DIR [--labels k=v,…] [--slot-driver file|grub|kairos|rauc] ' +
-  '[--reboot simulate|command] [--reboot-command "systemctl reboot"] [--p2p-listen ADDR,…] [--bootstrap ADDR,…] ' +
+  '[--reboot simulate|command] [--reboot-command "systemctl reboot"] [--p2p-listen ADDR,…] [--bootstrap ADDR,…] [--mesh-key FILE] ' +
   '[--config FILE] [--trusted-keys DIR] [--health-check NAME=CMD …] [--metrics-listen HOST:PORT] ' +
   '[--initial-version V] [--heartbeat-interval 15s] [--max-command-lifetime 24h] [--artifact-dir DIR …] [--artifact-url URL …]';
 
@@ -27,6 +27,7 @@ export const agent: Command = {
         'reboot-command': { type: 'string' },
         'p2p-listen': { type: 'string' },
         bootstrap: { type: 'string' },
+        'mesh-key': { type: 'string' },
         config: { type: 'string' },
         'trusted-keys': { type: 'string' },
         'health-check': { type: 'string', multiple: true },
@@ -53,6 +54,7 @@ export const agent: Command = {
           rebootCommand: values['reboot-command'],
           p2pListen: values['p2p-listen'],
           bootstrap: values.bootstrap,
+          meshKey: values['mesh-key'],
           trustedKeys: values['trusted-keys'],
           healthCheck: values['health-check'],
           metricsListen: values['metrics-listen'],

@@ -1,6 +1,7 @@
 import { access, chmod, copyFile, mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execaRunner } from '../../runtime/runner.ts';
+import { createMeshKey, MESH_KEY_FILE, meshKeyPath } from '../../p2p/mesh-key.ts';
 import { parseDuration } from '../../schema/index.ts';
 import {
   KeyringError,
@@ -20,7 +21,10 @@ import { OperationFailed, UsageError } from '../usage-error.ts';
 
 const usage = 'slotflow keys init [--force --strand-agents] [--export-public DIR] [--json]';
 
-/** `slotflow keys init`: the control plane's ed25519 key pair under SLOTFLOW_HOME. */
+/**
+ * `slotflow keys init`: the control plane's ed25519 key pair under SLOTFLOW_HOME, and the mesh
+ * pre-shared key beside it when there is none yet (`keys mesh-init` makes or replaces it alone).
+ */
 export const keysInit: Command = {
   path: ['keys', 'init'],
   usage,
@@ -45,20 +49,30 @@ export const keysInit: Command = {
           `Run 'slotflow keys rotate' to move agents to a new key, or add --strand-agents to replace it anyway (then copy the new public key to every agent by hand)`,
       );
     }
-    // Agents need only the public key: a separate directory keeps the private key off nodes.
+    const mesh = await createMeshKey(meshKeyPath(home));
+    // Agents need only the public key (and the mesh key): a separate directory keeps the private
+    // key off nodes.
     const exported = values['export-public'] ? join(values['export-public'], 'control-plane.pub') : undefined;
     if (exported) {
       await mkdir(values['export-public'] as string, { recursive: true });
       await copyFile(result.publicPath, exported);
+      const meshCopy = join(values['export-public'] as string, MESH_KEY_FILE);
+      await copyFile(mesh.path, meshCopy);
+      await chmod(meshCopy, 0o600);
     }
     if (values.json) {
-      printJson({ ...result, ...(exported ? { exportedPublic: exported } : {}) });
+      printJson({ ...result, meshKeyPath: mesh.path, ...(exported ? { exportedPublic: exported } : {}) });
     } else {
       process.stdout.write(
         result.created
           ? `created key ${result.keyId}\n  private: ${result.privatePath} (mode 0600)\n  public:  ${result.publicPath} — copy it to every agent's trusted keys\n`
           : `key ${result.keyId} already exists at ${result.privatePath}; run 'slotflow keys rotate' to replace it without stranding agents\n`,
       );
+      if (mesh.created) {
+        process.stdout.write(
+          `created the mesh key ${mesh.path} (mode 0600) — copy it to every agent (--mesh-key FILE)\n`,
+        );
+      }
     }
     return 0;
   },

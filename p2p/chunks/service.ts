@@ -2,6 +2,7 @@ import type { SubscriptionChangeData } from '@libp2p/gossipsub';
 import type { Logger } from 'pino';
 import { ChunkHave, describeIssues, type ArtifactManifest } from '../../schema/index.ts';
 import { describeError } from '../errors.ts';
+import type { PeerBindings } from '../gossip/bindings.ts';
 import { createTopicChannel, type TopicStats, type Verdict } from '../gossip/topic.ts';
 import type { P2pNode } from '../node.ts';
 import { CHUNKS_TOPIC } from '../topics.ts';
@@ -35,6 +36,8 @@ export interface ChunkServiceInit {
   readonly announceIntervalMs?: number;
   /** Answer `elsewhere` for chunks other peers hold (default true). */
   readonly spareUpload?: boolean;
+  /** When given, chunk announcements count only from enrolled nodes. */
+  readonly enrolled?: PeerBindings;
   readonly log?: Logger;
 }
 
@@ -105,6 +108,7 @@ export function createChunkService(init: ChunkServiceInit): ChunkService {
     node,
     topic: CHUNKS_TOPIC,
     log,
+    enrolled: init.enrolled,
     check,
     deliver: (h) => directory.update(h.image, h),
   });

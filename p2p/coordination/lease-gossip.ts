@@ -29,8 +29,9 @@ export interface LeaseGossip {
 }
 
 /**
- * Reports are accepted only from the peer bound to the reported node (see PeerBindings), so a
- * peer cannot finish someone else's turn early. A later copy of a report changes nothing.
+ * Reports are accepted only from the peer enrolled as the reported node (see PeerBindings), so a
+ * peer cannot finish someone else's turn early, and a peer that is no enrolled node cannot
+ * report at all. A later copy of a report changes nothing.
  * This node's own reports survive a restart (`file`): a node that reports and then reboots
  * goes on announcing what it reported.
  */
@@ -67,7 +68,7 @@ export function createLeaseGossip(init: {
     return true;
   }
 
-  function check(data: unknown, author: string): Verdict<LeaseReport> {
+  function check(data: unknown, author: string, authorNode: string | undefined): Verdict<LeaseReport> {
     const parsed = LeaseReport.safeParse(data);
     if (!parsed.success) {
       return {
@@ -75,10 +76,10 @@ export function createLeaseGossip(init: {
         reason: `malformed lease report: ${describeIssues(parsed.error.issues, data).join('; ')}`,
       };
     }
-    if (!init.bindings.claim(parsed.data.nodeId, author)) {
+    if (authorNode !== parsed.data.nodeId) {
       return {
         type: 'reject',
-        reason: `peer ${author} reported for node ${parsed.data.nodeId}, which is bound to peer ${init.bindings.peerOf(parsed.data.nodeId)}`,
+        reason: `peer ${author}, enrolled as node ${authorNode}, reported for node ${parsed.data.nodeId} (enrolled as peer ${init.bindings.peerOf(parsed.data.nodeId) ?? 'none seen'})`,
       };
     }
     return { type: 'accept', value: parsed.data };
@@ -88,7 +89,8 @@ export function createLeaseGossip(init: {
     node: init.node,
     topic: LEASE_TOPIC,
     log,
-    check,
+    enrolled: init.bindings,
+    check: (data, author, _msg, authorNode) => check(data, author, authorNode),
     deliver: (r) => void record(r),
   });
 

@@ -1,39 +1,23 @@
-/** Answers whether a peer may speak for a node id. */
-export interface PeerBindings {
-  /**
-   * True when `peerId` may speak for `nodeId`: it is the peer pinned for the node (by a signed
-   * plan), or no peer is pinned and this is the first peer seen speaking for it (trust on first
-   * use; the binding then sticks for this process).
-   */
-  claim(nodeId: string, peerId: string): boolean;
-  /** Pins nodes to peers (from a verified plan's `peerIds`); pins replace first-use bindings. */
-  pin(peers: Readonly<Record<string, string>>): void;
-  /** The peer bound to a node, if any. */
-  peerOf(nodeId: string): string | undefined;
-}
+/** What is known of the node a gossip author speaks for. */
+export type Vouch =
+  /** A verified enrolment certificate binds the peer to this node. */
+  | { readonly type: 'enrolled'; readonly nodeId: string }
+  /** The peer presented no certificate, or one that does not verify or names another peer. */
+  | { readonly type: 'refused'; readonly reason: string }
+  /** Nobody could be asked in time (no connection, no answer): neither trusted nor blamed. */
+  | { readonly type: 'unknown'; readonly reason: string };
 
 /**
- * Node id to peer id bindings. A node's libp2p identity is persistent, so a second peer claiming
- * the same node id is an impostor (or a re-installed node, which the control plane re-pins).
+ * Who a gossip author speaks for. A peer speaks for a node only under an enrolment certificate:
+ * the control plane's signature binding the node id to the peer's key. Nothing is bound on first
+ * use, and a peer without a certificate speaks for no node at all.
  */
-export function createPeerBindings(): PeerBindings {
-  const pinned = new Map<string, string>();
-  const firstUse = new Map<string, string>();
-  return {
-    claim(nodeId, peerId) {
-      const pin = pinned.get(nodeId);
-      if (pin !== undefined) return pin === peerId;
-      const bound = firstUse.get(nodeId);
-      if (bound !== undefined) return bound === peerId;
-      firstUse.set(nodeId, peerId);
-      return true;
-    },
-    pin(peers) {
-      for (const [nodeId, peerId] of Object.entries(peers)) {
-        pinned.set(nodeId, peerId);
-        firstUse.delete(nodeId);
-      }
-    },
-    peerOf: (nodeId) => pinned.get(nodeId) ?? firstUse.get(nodeId),
-  };
+export interface PeerBindings {
+  /**
+   * The enrolled node `peerId` speaks for, from its verified certificate; asked of the peer
+   * itself, or of `via` (the peer that forwarded its message) when it is further away.
+   */
+  vouch(peerId: string, via?: string): Promise<Vouch>;
+  /** The peer a verified certificate binds a node to, if one was seen. */
+  peerOf(nodeId: string): string | undefined;
 }

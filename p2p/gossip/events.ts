@@ -18,7 +18,8 @@ export interface EventGossipService {
 
 /**
  * Events are facts only their node may state: a message is accepted when it is a valid node
- * event and its author (the libp2p peer that signed the gossip message) is bound to that node.
+ * event and its author (the libp2p peer that signed the gossip message) is enrolled as that node
+ * (its enrolment certificate, signed by the control plane, names the node and the peer).
  */
 export function createEventGossip(init: {
   node: P2pNode;
@@ -29,7 +30,7 @@ export function createEventGossip(init: {
   const log = init.log ?? init.node.log.child({ name: 'p2p:events' });
   const listeners = new Set<(event: NodeEvent, author: string) => void | Promise<void>>();
 
-  function check(data: unknown, author: string): Verdict<NodeEvent> {
+  function check(data: unknown, author: string, authorNode: string | undefined): Verdict<NodeEvent> {
     const parsed = EventGossip.safeParse(data);
     if (!parsed.success) {
       return {
@@ -38,10 +39,10 @@ export function createEventGossip(init: {
       };
     }
     const event = parsed.data.event;
-    if (!init.bindings.claim(event.nodeId, author)) {
+    if (authorNode !== event.nodeId) {
       return {
         type: 'reject',
-        reason: `peer ${author} published an event of node ${event.nodeId}, which is bound to peer ${init.bindings.peerOf(event.nodeId)}`,
+        reason: `peer ${author}, enrolled as node ${authorNode}, published an event of node ${event.nodeId} (enrolled as peer ${init.bindings.peerOf(event.nodeId) ?? 'none seen'})`,
       };
     }
     return { type: 'accept', value: event };
@@ -51,7 +52,8 @@ export function createEventGossip(init: {
     node: init.node,
     topic: EVENTS_TOPIC,
     log,
-    check,
+    enrolled: init.bindings,
+    check: (data, author, _msg, authorNode) => check(data, author, authorNode),
     async deliver(event, author) {
       for (const l of listeners) await l(event, author);
     },

@@ -2,6 +2,7 @@ import { TopicValidatorResult, type Message } from '@libp2p/gossipsub';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.ts';
 import type { P2pNode } from '../node.ts';
+import type { PeerBindings } from './bindings.ts';
 
 /** What a topic's check decides about one received message. */
 export type Verdict<T> =
@@ -41,12 +42,22 @@ export function authorOf(msg: Message): string | undefined {
  * Wires one topic: every received message goes through `check` inside gossipsub's validation,
  * so a message that fails it is neither delivered nor propagated to other peers. A throwing
  * check counts as a rejection; nothing a peer sends can crash the agent.
+ *
+ * With `enrolled`, only enrolled nodes may author messages on the topic: a message whose author
+ * no enrolment certificate vouches for is rejected before it is even parsed, and `check` gets the
+ * node the author speaks for (`authorNode`) to compare with the node the message is about.
  */
 export function createTopicChannel<T>(init: {
   node: P2pNode;
   topic: string;
   log: Logger;
-  check: (data: unknown, author: string, msg: Message) => Verdict<T> | Promise<Verdict<T>>;
+  enrolled?: PeerBindings;
+  check: (
+    data: unknown,
+    author: string,
+    msg: Message,
+    authorNode: string | undefined,
+  ) => Verdict<T> | Promise<Verdict<T>>;
   deliver: (value: T, author: string) => void | Promise<void>;
 }): TopicChannel {
   const { node, topic, log } = init;
@@ -55,25 +66,48 @@ export function createTopicChannel<T>(init: {
   const checked = new WeakMap<Message, T>();
   let attached = false;
 
-  const validator = async (_from: unknown, msg: Message): Promise<TopicValidatorResult> => {
+  const authorNodeOf = async (author: string, via: string): Promise<Verdict<string | undefined>> => {
+    if (!init.enrolled) return { type: 'accept', value: undefined };
+    const vouch = await init.enrolled.vouch(author, via);
+    switch (vouch.type) {
+      case 'enrolled':
+        return { type: 'accept', value: vouch.nodeId };
+      case 'refused':
+        return { type: 'reject', reason: vouch.reason };
+      case 'unknown':
+        return { type: 'ignore', reason: vouch.reason };
+    }
+  };
+
+  const validator = async (from: { toString(): string }, msg: Message): Promise<TopicValidatorResult> => {
     const author = authorOf(msg);
     let verdict: Verdict<T>;
     try {
       if (author === undefined) throw new Error('expected a message signed by its author');
+      const authorNode = await authorNodeOf(author, from.toString());
+      if (authorNode.type !== 'accept') return settle(authorNode, msg, author);
       let data: unknown;
       try {
         data = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(msg.data));
       } catch (err) {
         throw new Error(`expected UTF-8 JSON: ${describeError(err)}`, { cause: err });
       }
-      verdict = await init.check(data, author, msg);
+      verdict = await init.check(data, author, msg, authorNode.value);
     } catch (err) {
       verdict = { type: 'reject', reason: describeError(err) };
     }
+    return settle(verdict, msg, author);
+  };
+
+  function settle(
+    verdict: Verdict<T> | Verdict<unknown>,
+    msg: Message,
+    author: string | undefined,
+  ): TopicValidatorResult {
     switch (verdict.type) {
       case 'accept':
         stats.accepted++;
-        checked.set(msg, verdict.value);
+        checked.set(msg, verdict.value as T);
         return TopicValidatorResult.Accept;
       case 'ignore':
         stats.ignored++;
@@ -85,7 +119,7 @@ export function createTopicChannel<T>(init: {
         log.warn({ topic, author, reason: verdict.reason }, 'gossip message rejected');
         return TopicValidatorResult.Reject;
     }
-  };
+  }
 
   const onMessage = (evt: CustomEvent<Message>): void => {
     const msg = evt.detail;

@@ -143,6 +143,27 @@ test('agent config - flags win over the environment, which wins over the file', 
   assert.equal(config.trustedKeysDir, '/home/op/.slotflow/keys');
 });
 
+test('agent config - the mesh key defaults to the one beside the control plane keys; flag and environment override it; an open mesh has none', async () => {
+  const base = { nodeId: 'n', dataDir: '/d' };
+  const load = (flags: object, env: NodeJS.ProcessEnv = {}) =>
+    loadAgentConfig({ flags: { ...base, ...flags }, env, home: '/home/op/.slotflow' });
+  assert.equal((await load({})).p2p.meshKey, '/home/op/.slotflow/keys/mesh.psk');
+  assert.equal(
+    (await load({}, { SLOTFLOW_MESH_KEY: '/etc/slotflow/mesh.psk' })).p2p.meshKey,
+    '/etc/slotflow/mesh.psk',
+  );
+  assert.equal(
+    (await load({ meshKey: '/run/mesh.psk' }, { SLOTFLOW_MESH_KEY: '/etc/slotflow/mesh.psk' })).p2p.meshKey,
+    '/run/mesh.psk',
+  );
+  const dir = await scratchDir('slotflow-agent-config-');
+  const file = join(dir, 'agent.yaml');
+  await writeFile(file, 'p2p:\n  openMesh: true\n');
+  const open = await load({ config: file });
+  assert.equal(open.p2p.openMesh, true);
+  assert.equal(open.p2p.meshKey, undefined);
+});
+
 test('agent config - a missing node id or a bad value names the field and how to give it', async () => {
   await assert.rejects(
     loadAgentConfig({ flags: { dataDir: '/x' }, env: {}, home: '/h' }),

@@ -108,6 +108,9 @@ test('cli - keys init writes a 0600 key once and exports the public key', async 
   assert.equal(made.created, true);
   assert.equal((await stat(made.privatePath)).mode & 0o777, 0o600);
   await stat(join(trusted, 'control-plane.pub'));
+  // The mesh pre-shared key beside it, private, and a copy for the agents.
+  assert.equal((await stat(join(home, 'keys', 'mesh.psk'))).mode & 0o777, 0o600);
+  assert.equal((await stat(join(trusted, 'mesh.psk'))).mode & 0o777, 0o600);
   const again = await runCli(['keys', 'init', '--json'], { SLOTFLOW_HOME: home });
   assert.equal(again.code, 0);
   assert.equal((JSON.parse(again.stdout) as { keyId: string }).keyId, made.keyId);

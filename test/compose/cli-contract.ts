@@ -119,6 +119,7 @@ export const CONTAINER_COMMANDS: readonly CommandSpec[] = [
       'p2p-listen': { check: multiaddr },
       bootstrap: { check: multiaddrList },
       'trusted-keys': { check: absolutePath },
+      'mesh-key': { check: absolutePath },
     },
   },
 ];

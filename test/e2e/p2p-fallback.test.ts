@@ -3,29 +3,44 @@
 // after the canary wave; the agents finish the rollout under the signed plan, taking reboot turns
 // among themselves; the nats-server comes back, every event reaches JetStream once, the
 // projection shows every node's final state and the Temporal rollout completes. One node never
-// reaches NATS at all and gets its image from peers only. A rogue peer's forged command is
-// refused by every agent.
+// reaches NATS at all and gets its image from peers only. The mesh is closed: a rogue peer
+// without the mesh key cannot connect; one with the key but no enrolment certificate is heard by
+// no one (its registration, events and lease reports are dropped at the first hop, no plan pins
+// it). A rogue peer's forged command is refused by every agent.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
 import { startRollout } from '../../cli/rollout-client.ts';
 import { openEventLog } from '../../eventlog/index.ts';
 import { parseJournal } from '../../node-agent/journal.ts';
 import type { JournalData } from '../../node-agent/journal-data.ts';
-import { COMMANDS_TOPIC, createSlotflowPeer, type SlotflowPeer } from '../../p2p/index.ts';
+import {
+  COMMANDS_TOPIC,
+  createMeshKey,
+  createP2pNode,
+  createSlotflowPeer,
+  EVENTS_TOPIC,
+  LEASE_TOPIC,
+  loadMeshKey,
+  meshKeyPath,
+  type SlotflowPeer,
+} from '../../p2p/index.ts';
 import { catchUp, emptyProjection } from '../../projection/index.ts';
-import { SignedPlan, type NodeEvent } from '../../schema/index.ts';
-import { initKeys, keysDir, loadSigningKey, newNonce, signCommand, trustKeys } from '../../signing/index.ts';
+import { PLANS_SUBJECTS, SignedPlan, type LeaseReport, type NodeEvent } from '../../schema/index.ts';
+import { initKeys, keysDir, loadSigningKey, newNonce, signCommand } from '../../signing/index.ts';
 import { pickFreePorts } from '../../stack/index.ts';
 import { AgentProcess } from '../agent/agent-process.ts';
 import { COMMITTED_UPGRADE } from '../agent/crash-checks.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
 import { checkRolloutSends } from '../helpers/histories.ts';
 import { publishImage, waitForStatus } from '../helpers/rollouts.ts';
-import { cleanupDirs, testLog, tempDir, LOOPBACK } from '../p2p/helpers.ts';
+import { cleanupDirs, testLog, tempDir, LOOPBACK, writeEnrolment } from '../p2p/helpers.ts';
 import { tearDown } from '../helpers/teardown.ts';
 
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
@@ -34,12 +49,18 @@ const MAX_UNAVAILABLE = 2;
 // p2p-9 is configured with a NATS address where nothing listens: it only ever has its peers.
 const NODES = Array.from({ length: 9 }, (_, i) => `p2p-${i + 1}`);
 const ISOLATED = 'p2p-9';
+// The rogue with the mesh key but no enrolment: it registers itself (on the rollout's selector)
+// and claims to be p2p-3; were it heard, the rollout would target it or pin p2p-3 to it.
+const ROGUE = 'p2p-rogue';
+const IMPERSONATED = 'p2p-3';
 
 interface Machine {
   readonly nodeId: string;
   readonly dataDir: string;
   readonly addr: string;
   readonly metricsPort: number;
+  /** The peer id the node's enrolment certificate binds it to. */
+  readonly peerId: string;
   proc: AgentProcess;
 }
 
@@ -47,6 +68,9 @@ let plane: ControlPlane;
 let root: string;
 const machines = new Map<string, Machine>();
 let rogue: SlotflowPeer | undefined;
+let unenrolled: SlotflowPeer | undefined;
+let chatter: NodeJS.Timeout | undefined;
+let meshKeyFile: string;
 
 async function journalOf(m: Machine): Promise<JournalData> {
   const file = join(m.dataDir, 'journal.json');
@@ -59,6 +83,10 @@ async function plansOf(m: Machine): Promise<SignedPlan[]> {
   } catch {
     return [];
   }
+}
+
+function peerIdOf(nodeId: string): string {
+  return machines.get(nodeId)!.peerId;
 }
 
 async function metricsOf(m: Machine): Promise<string> {
@@ -97,9 +125,13 @@ before(async () => {
   const ports = await pickFreePorts(NODES.length * 2 + 1);
   const nowhere = ports.pop()!;
   const addrs = NODES.map((_, i) => `/ip4/127.0.0.1/tcp/${ports[i]}`);
+  meshKeyFile = meshKeyPath(plane.home);
+  await createMeshKey(meshKeyFile);
+  const signingKey = await loadSigningKey(plane.home);
   for (const [i, nodeId] of NODES.entries()) {
     const dataDir = join(root, 'nodes', nodeId);
     await mkdir(dataDir, { recursive: true });
+    const { peerId } = await writeEnrolment(dataDir, nodeId, signingKey);
     const config = {
       p2p: {
         listen: [addrs[i]],
@@ -128,6 +160,8 @@ before(async () => {
       `127.0.0.1:${metricsPort}`,
       '--config',
       configFile,
+      '--mesh-key',
+      meshKeyFile,
     ];
     const env = {
       ...process.env,
@@ -137,14 +171,20 @@ before(async () => {
       SLOTFLOW_LOG_LEVEL: 'info',
     };
     const proc = await AgentProcess.start(args, env, join(root, `${nodeId}.log`));
-    machines.set(nodeId, { nodeId, dataDir, addr: addrs[i]!, metricsPort, proc });
+    machines.set(nodeId, { nodeId, dataDir, addr: addrs[i]!, metricsPort, peerId, proc });
   }
 });
 
 after(
   async () => {
     await tearDown([
-      ['stop the rogue peer', async () => rogue?.stop()],
+      [
+        'stop the rogue peers',
+        async () => {
+          clearInterval(chatter);
+          await Promise.all([rogue?.stop(), unenrolled?.stop()]);
+        },
+      ],
       ['power off the agents', () => Promise.all([...machines.values()].map((m) => m.proc.powerOff()))],
       ['stop the control plane', async () => plane?.stop()],
       ['remove the temp dirs', () => cleanupDirs()],
@@ -153,13 +193,117 @@ after(
   { timeout: 120_000 },
 );
 
+/** Starts the rogue with the mesh key and no enrolment; it keeps claiming things every second. */
+async function startUnenrolledRogue(): Promise<SlotflowPeer> {
+  const peer = await createSlotflowPeer({
+    nodeId: ROGUE,
+    dataDir: await tempDir(),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: [...machines.values()].map((m) => m.addr),
+    allowedNetworks: LOOPBACK,
+    meshKey: await loadMeshKey(meshKeyFile),
+    trustedKeys: plane.trustedKeys,
+    redialIntervalMs: 500,
+    log: testLog(),
+  });
+  await peer.start();
+  const base = { v: 1 as const, labels: { site: 'cut' }, version: '1.0.0', activeSlot: 'a' as const };
+  const publish = (topic: string, value: unknown) =>
+    peer.node.pubsub.publish(topic, new TextEncoder().encode(JSON.stringify(value))).catch(() => undefined);
+  const event = (e: Record<string, unknown>) =>
+    publish(EVENTS_TOPIC, { v: 1, event: { id: `evt-${randomUUID()}`, at: new Date().toISOString(), ...e } });
+  chatter = setInterval(() => {
+    const at = new Date().toISOString();
+    void event({
+      ...base,
+      type: 'NodeRegistered',
+      nodeId: ROGUE,
+      agentVersion: 'rogue',
+      peerId: peer.peerId,
+    });
+    void event({
+      ...base,
+      type: 'NodeRegistered',
+      nodeId: IMPERSONATED,
+      agentVersion: 'rogue',
+      peerId: peer.peerId,
+    });
+    void event({ ...base, type: 'NodeHeartbeat', nodeId: ROGUE, state: 'idle' });
+    // Turns "done" for every node: heard, they would let more than maxUnavailable reboot at once.
+    for (const nodeId of [ROGUE, ...NODES]) {
+      const report: LeaseReport = {
+        v: 1,
+        type: 'done',
+        rolloutId: ROLLOUT,
+        nodeId,
+        at,
+        outcome: 'succeeded',
+      };
+      void publish(LEASE_TOPIC, report);
+    }
+  }, 1_000);
+  chatter.unref();
+  return peer;
+}
+
+/** Sum of one metric line over every agent. */
+async function total(pattern: RegExp): Promise<number> {
+  let sum = 0;
+  for (const m of machines.values()) sum += Number(pattern.exec(await metricsOf(m))?.[1] ?? 0);
+  return sum;
+}
+
 test('p2p e2e - NATS dies after the canary; the site finishes the rollout peer to peer and the control plane learns everything', async () => {
+  // Every plan the control plane publishes, to check whom it pins.
+  const plans: SignedPlan[] = [];
+  const planSub = plane.nc.subscribe(PLANS_SUBJECTS, {
+    callback: (err, msg) => {
+      if (!err) plans.push(SignedPlan.parse(msg.json()));
+    },
+  });
+  unenrolled = await startUnenrolledRogue();
+
   // Every node registered, the isolated one through a peer that relays its events.
   const events = await openEventLog(plane.nc);
   await until('nine registered nodes in the projection', 90_000, async () => {
     const p = await catchUp(emptyProjection(), events);
     return NODES.every((n) => p.nodes.has(n)) ? true : undefined;
   });
+
+  // The mesh is closed. The rogue with the key reaches every agent, and every agent drops what it
+  // says at the first hop, for it has no enrolment certificate.
+  await until('the unenrolled rogue connected to every agent', 30_000, async () =>
+    NODES.every((n) => unenrolled!.node.libp2p.getConnections(peerIdFromString(peerIdOf(n))).length > 0)
+      ? true
+      : undefined,
+  );
+  await until('the agents rejected the unenrolled rogue’s events and lease reports', 30_000, async () =>
+    (await total(/slotflow_p2p_gossip_messages_total\{topic="events",verdict="rejected"\} (\d+)/)) > 0 &&
+    (await total(/slotflow_p2p_gossip_messages_total\{topic="lease",verdict="rejected"\} (\d+)/)) > 0 &&
+    (await total(/slotflow_p2p_peers_unenrolled_total (\d+)/)) > 0
+      ? true
+      : undefined,
+  );
+  // On the same addresses, a peer without the mesh key cannot connect at all.
+  const keyless = await createP2pNode({
+    dataDir: await tempDir(),
+    listen: [],
+    allowedNetworks: LOOPBACK,
+    openMesh: true,
+    log: testLog(),
+  });
+  await keyless.start();
+  try {
+    for (const m of machines.values()) {
+      await assert.rejects(
+        keyless.libp2p.dial(multiaddr(m.addr), { signal: AbortSignal.timeout(3_000) }),
+        `${m.nodeId} must refuse a peer without the mesh key`,
+      );
+    }
+    assert.equal(keyless.libp2p.getConnections().length, 0);
+  } finally {
+    await keyless.stop();
+  }
   const digest = await publishImage(plane.client, '2.0.0');
 
   const handle = await startRollout(plane.client, {
@@ -222,7 +366,12 @@ test('p2p e2e - NATS dies after the canary; the site finishes the rollout peer t
   let inFlight = 0;
   let most = 0;
   for (const e of edges) most = Math.max(most, (inFlight += e.d));
-  assert.ok(most <= MAX_UNAVAILABLE, `at most ${MAX_UNAVAILABLE} nodes rebooting at once, saw ${most}`);
+  if (most > MAX_UNAVAILABLE) {
+    const spans = windows.map((w) => `${w.nodeId} ${w.from - killedAt}..${w.to - killedAt} ms`).join(', ');
+    assert.fail(
+      `at most ${MAX_UNAVAILABLE} nodes rebooting at once, saw ${most}: ${spans}\n${await logTails()}`,
+    );
+  }
 
   // The isolated node fetched its image from peers, verified.
   const isolated = journals.get(ISOLATED)!;
@@ -277,6 +426,26 @@ test('p2p e2e - NATS dies after the canary; the site finishes the rollout peer t
     >[];
   assert.ok(modes('p2p-2').some((e) => e.mode === 'p2p'));
   assert.ok(modes(ISOLATED).some((e) => e.mode === 'p2p'));
+
+  // The unenrolled rogue left no trace: none of its claims was relayed, the projection does not
+  // know it, p2p-3 keeps its own peer, and every plan pins only the peers certificates vouch for.
+  const rogueId = unenrolled!.peerId;
+  assert.deepEqual(
+    stored.filter((e) => e.nodeId === ROGUE || ('peerId' in e && e.peerId === rogueId)).map((e) => e.id),
+    [],
+  );
+  assert.equal(projection.nodes.has(ROGUE), false);
+  assert.equal(projection.nodes.get(IMPERSONATED)?.peerId, peerIdOf(IMPERSONATED));
+  planSub.unsubscribe();
+  const ours = plans.filter((p) => p.plan.rolloutId === ROLLOUT);
+  assert.ok(ours.length > 0, 'the rollout published plans');
+  for (const { plan } of ours) {
+    assert.deepEqual(
+      plan.peerIds,
+      Object.fromEntries(plan.waves.flat().map((n) => [n, peerIdOf(n)])),
+      `plan from wave ${plan.firstWave} pins each node to its enrolled peer`,
+    );
+  }
 });
 
 test('p2p e2e - a command forged by a rogue peer is refused by every agent', async () => {
@@ -290,7 +459,10 @@ test('p2p e2e - a command forged by a rogue peer is refused by every agent', asy
     listen: ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: [...machines.values()].map((m) => m.addr),
     allowedNetworks: LOOPBACK,
-    trustedKeys: trustKeys(rogueKey.publicKey),
+    meshKey: await loadMeshKey(meshKeyFile),
+    // It checks what it hears as an agent would; with its own key as the only trusted one it
+    // would reject the agents' gossip and stop publishing to them (gossipsub scores).
+    trustedKeys: plane.trustedKeys,
     redialIntervalMs: 500,
     log: testLog(),
   });

@@ -1,5 +1,6 @@
-// Real libp2p peers on loopback for p2p tests: temp data dirs, 127.0.0.0/8 only, no mDNS.
-import { mkdtemp, rm } from 'node:fs/promises';
+// Real libp2p peers on loopback for p2p tests: temp data dirs, 127.0.0.0/8 only, no mDNS, one
+// mesh pre-shared key, and each peer enrolled by the test's control-plane key unless asked not to.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,8 +14,21 @@ import {
   trustKeys,
   type SigningKey,
 } from '../../signing/index.ts';
-import { createSlotflowPeer, type SlotflowPeer, type SlotflowPeerInit } from '../../p2p/index.ts';
-import type { RolloutPlanInput, SignedCommand, SignedPlan } from '../../schema/index.ts';
+import { generateKey } from '@libp2p/pnet';
+import {
+  createSlotflowPeer,
+  ENROLMENT_FILE,
+  loadOrCreatePeerKey,
+  type SlotflowPeer,
+  type SlotflowPeerInit,
+} from '../../p2p/index.ts';
+import type {
+  EnrolmentCertificate,
+  RolloutPlanInput,
+  SignedCommand,
+  SignedPlan,
+} from '../../schema/index.ts';
+import { issueEnrolment, nodeIdentityFromPeerKey } from '../../signing/node-identity.ts';
 import { signPlan } from '../../signing/plan.ts';
 
 export const LOOPBACK = ['127.0.0.0/8'];
@@ -47,23 +61,61 @@ export async function controlPlaneKey(): Promise<SigningKey> {
   return loadSigningKey(home);
 }
 
-export type PeerOptions = Partial<Omit<SlotflowPeerInit, 'trustedKeys'>>;
+let meshKey: Uint8Array | undefined;
+/** The mesh pre-shared key every test peer of this process uses. */
+export function testMeshKey(): Uint8Array {
+  if (!meshKey) {
+    meshKey = new Uint8Array(95);
+    generateKey(meshKey);
+  }
+  return meshKey;
+}
 
-/** Starts one peer on loopback. */
+/** The control plane's enrolment certificate for the node whose identity is `<dataDir>/peer.key`. */
+export async function enrolmentFor(
+  dataDir: string,
+  nodeId: string,
+  key: SigningKey,
+): Promise<EnrolmentCertificate> {
+  const { key: peerKey } = await loadOrCreatePeerKey(join(dataDir, 'peer.key'));
+  return issueEnrolment({ nodeId, publicKey: nodeIdentityFromPeerKey(peerKey).publicKey }, key);
+}
+
+/** Enrols a node as `slotflow node preauthorize` would: its certificate in `<dataDir>/enrolment.json`. */
+export async function writeEnrolment(
+  dataDir: string,
+  nodeId: string,
+  key: SigningKey,
+): Promise<EnrolmentCertificate> {
+  const cert = await enrolmentFor(dataDir, nodeId, key);
+  await writeFile(join(dataDir, ENROLMENT_FILE), JSON.stringify(cert, null, 2));
+  return cert;
+}
+
+export type PeerOptions = Partial<Omit<SlotflowPeerInit, 'trustedKeys'>> & {
+  /** Start without an enrolment certificate (peers drop what it gossips). */
+  readonly unenrolled?: boolean;
+};
+
+/** Starts one peer on loopback, in the test mesh and enrolled by `key` (unless `unenrolled`). */
 export async function startPeer(
   nodeId: string,
   key: SigningKey,
   options: PeerOptions = {},
 ): Promise<SlotflowPeer> {
+  const { unenrolled, ...init } = options;
+  const dataDir = init.dataDir ?? (await tempDir());
   const peer = await createSlotflowPeer({
     nodeId,
-    dataDir: options.dataDir ?? (await tempDir()),
+    dataDir,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     allowedNetworks: LOOPBACK,
     trustedKeys: trustKeys(key.publicKey),
     redialIntervalMs: 500,
     log: testLog(),
-    ...options,
+    meshKey: testMeshKey(),
+    ...(unenrolled || init.enrolment ? {} : { enrolment: await enrolmentFor(dataDir, nodeId, key) }),
+    ...init,
   });
   await peer.start();
   return peer;

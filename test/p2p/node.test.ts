@@ -10,7 +10,7 @@ import {
   PeerIdentityError,
   type P2pNode,
 } from '../../p2p/index.ts';
-import { cleanupDirs, LOOPBACK, tempDir, testLog, until } from './helpers.ts';
+import { cleanupDirs, LOOPBACK, tempDir, testLog, testMeshKey, until } from './helpers.ts';
 
 after(cleanupDirs);
 
@@ -24,6 +24,7 @@ async function node(
     allowedNetworks: LOOPBACK,
     redialIntervalMs: 300,
     log: testLog(),
+    meshKey: testMeshKey(),
     ...extra,
   });
   await n.start();

@@ -4,7 +4,9 @@ import type { Subscription } from '@nats-io/nats-core';
 import { openEventLog, type EventLog } from '../../eventlog/index.ts';
 import { startRollout } from '../../cli/rollout-client.ts';
 import { EVENTS_STREAM, PLANS_STREAM, planSubject, type RolloutPlan } from '../../schema/index.ts';
-import { verifyPlan } from '../../signing/index.ts';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { loadSigningKey, verifyPlan } from '../../signing/index.ts';
+import { issueEnrolment, nodeIdentityFromPeerKey } from '../../signing/node-identity.ts';
 import { startSimulatedFleet, type SimulatedFleet, type SimulatedNodeSpec } from '../../simulator/fleet.ts';
 import { createLogger } from '../../runtime/log.ts';
 import { BRIDGE_CONSUMER, startEventBridge } from '../../workers/event-bridge.ts';
@@ -68,6 +70,12 @@ test('rollout plan - each wave signs a plan up to the next approval; a node that
     // pp-2 never answers over NATS: it upgrades "peer to peer" and its outbox flushes later.
     { nodeId: 'pp-2', labels: { site: 'pp' }, behavior: 'silent' },
   ]);
+  // pp-1 runs a libp2p peer under an enrolment certificate: the plan pins it to that peer.
+  const pp1 = nodeIdentityFromPeerKey(await generateKeyPair('Ed25519'));
+  const enrolment = issueEnrolment(
+    { nodeId: 'pp-1', publicKey: pp1.publicKey },
+    await loadSigningKey(plane.home),
+  );
   await log.append({
     v: 1,
     id: 'pp-1.registered.p2p',
@@ -78,7 +86,8 @@ test('rollout plan - each wave signs a plan up to the next approval; a node that
     version: '1.0.0',
     activeSlot: 'a',
     agentVersion: 'simulated',
-    peerId: '12D3KooWPeerOfPp1',
+    peerId: pp1.peerId,
+    enrolment,
   });
   const plans = watchPlans('r-plan');
   const handle = await startRollout(plane.client, {
@@ -109,7 +118,7 @@ test('rollout plan - each wave signs a plan up to the next approval; a node that
   const first = await latestPlan('r-plan');
   assert.equal(first.firstWave, 0);
   assert.deepEqual(first.waves, [['pp-1']]);
-  assert.deepEqual(first.peerIds, { 'pp-1': '12D3KooWPeerOfPp1' });
+  assert.deepEqual(first.peerIds, { 'pp-1': pp1.peerId });
   assert.equal(first.manifestDigest, digest);
   assert.equal(first.maxUnavailable, 1);
   assert.deepEqual(first.failureThreshold, { type: 'count', count: 1 });
