@@ -263,7 +263,8 @@ export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
       }
     },
     async rebootTurn(rolloutId, signal) {
-      if (modeSwitch.mode !== 'p2p') return { type: 'free' };
+      // Free only when NATS is known to be there: the control plane then paced the command.
+      if ((await modeSwitch.settled(signal)) !== 'p2p') return { type: 'free' };
       const signed = plans.get(rolloutId);
       if (!signed || !planLists(signed.plan, nodeId)) return { type: 'free' };
       try {

@@ -15,6 +15,13 @@ export interface ModeSwitch {
   readonly mode: Mode;
   /** Feeds one observation: NATS was (or was not) reachable now. */
   observe(reachable: boolean): void;
+  /**
+   * The mode once it is known for sure: `nats` only after NATS was seen reachable (and is not
+   * being lost), `p2p` once the switch happened. Before the first observation, and while the
+   * grace after a loss runs, it waits: a node that just restarted without NATS must not act as if
+   * the control plane coordinated it.
+   */
+  settled(signal?: AbortSignal): Promise<Mode>;
   stop(): void;
 }
 
@@ -50,7 +57,16 @@ export function createModeSwitch(init: {
     });
   let state: State = init.initial === 'p2p' ? 'p2p' : 'nats';
   let lostAt = 0;
+  // Whether NATS has been seen reachable since start; until then `nats` is only the default.
+  let confirmed = init.initial === 'p2p';
   let timer: { cancel(): void } | undefined;
+  const waiters = new Set<() => void>();
+  const known = (): Mode | undefined =>
+    state === 'p2p' ? 'p2p' : state === 'nats' && confirmed ? 'nats' : undefined;
+  const wake = () => {
+    if (known() === undefined) return;
+    for (const w of [...waiters]) w();
+  };
   const modeOf = (s: State): Mode => (s === 'p2p' ? 'p2p' : 'nats');
 
   function step(input: Input): void {
@@ -59,7 +75,10 @@ export function createModeSwitch(init: {
     const before = modeOf(state);
     if (next === 'nats-lost') {
       lostAt = now();
-      timer = setTimer(() => step('grace-expired'), init.graceMs);
+      timer = setTimer(() => {
+        step('grace-expired');
+        wake();
+      }, init.graceMs);
     } else {
       timer?.cancel();
       timer = undefined;
@@ -79,7 +98,29 @@ export function createModeSwitch(init: {
     get mode() {
       return modeOf(state);
     },
-    observe: (reachable) => step(reachable ? 'reachable' : 'unreachable'),
+    observe(reachable) {
+      if (reachable) confirmed = true;
+      step(reachable ? 'reachable' : 'unreachable');
+      wake();
+    },
+    settled(signal) {
+      const now = known();
+      if (now !== undefined) return Promise.resolve(now);
+      return new Promise<Mode>((resolve, reject) => {
+        const done = () => {
+          waiters.delete(done);
+          signal?.removeEventListener('abort', abort);
+          resolve(known()!);
+        };
+        const abort = () => {
+          waiters.delete(done);
+          reject(signal?.reason ?? new Error('aborted'));
+        };
+        if (signal?.aborted) return abort();
+        signal?.addEventListener('abort', abort, { once: true });
+        waiters.add(done);
+      });
+    },
     stop() {
       timer?.cancel();
       timer = undefined;

@@ -88,3 +88,41 @@ test('mode switch - fed by a real NATS connection losing and regaining its serve
     await nats.stop();
   }
 });
+
+test('mode switch - the mode is settled only once NATS was seen reachable or the grace ran out', async () => {
+  const clock = fakeClock();
+  const started = createModeSwitch({ graceMs: 2_000, onChange: () => {}, ...clock });
+  // A node that just (re)started without NATS: nats by default, but not settled.
+  started.observe(false);
+  let settled: string | undefined;
+  void started.settled().then((m) => (settled = m));
+  await sleep(0);
+  assert.equal(settled, undefined, 'not settled while the grace runs');
+  clock.advance(2_000);
+  await sleep(0);
+  assert.equal(settled, 'p2p');
+
+  const reachable = createModeSwitch({ graceMs: 2_000, onChange: () => {}, ...clock });
+  reachable.observe(false);
+  const waiting = reachable.settled();
+  reachable.observe(true);
+  assert.equal(await waiting, 'nats');
+  assert.equal(await reachable.settled(), 'nats');
+
+  // A loss in progress is not NATS mode for a node asking whether it may reboot without a turn.
+  reachable.observe(false);
+  let again: string | undefined;
+  void reachable.settled().then((m) => (again = m));
+  await sleep(0);
+  assert.equal(again, undefined);
+  reachable.observe(true);
+  await sleep(0);
+  assert.equal(again, 'nats');
+
+  const aborted = new AbortController();
+  const never = createModeSwitch({ graceMs: 2_000, onChange: () => {}, ...clock });
+  never.observe(false);
+  const pending = never.settled(aborted.signal);
+  aborted.abort(new Error('stopping'));
+  await assert.rejects(pending, /stopping/);
+});
