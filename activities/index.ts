@@ -2,7 +2,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { EventLog } from '../eventlog/index.ts';
 import type { Runner } from '../runtime/runner.ts';
-import type { SigningKey } from '../signing/index.ts';
+import type { SigningKey, TrustedKeys } from '../signing/index.ts';
 import { createCommandActivities } from './commands.ts';
 import { createConnectivityActivities } from './connectivity.ts';
 import { createEventActivities } from './events.ts';
@@ -17,6 +17,8 @@ export interface ActivityDeps {
   log: EventLog;
   kv: KV;
   key: SigningKey;
+  /** Control-plane keys that sign node enrolments (the projection trusts nodes they enrolled). */
+  trustedKeys: TrustedKeys;
   runner: Runner;
   buildsDir: string;
   hostTaskQueue: string;
@@ -29,7 +31,13 @@ export function createActivities(deps: ActivityDeps) {
     ...createEventActivities(deps),
     ...createFleetActivities(deps),
     ...createCommandActivities({ js: deps.log.js, key: deps.key }),
-    ...createPlanActivities({ js: deps.log.js, log: deps.log, kv: deps.kv, key: deps.key }),
+    ...createPlanActivities({
+      js: deps.log.js,
+      log: deps.log,
+      kv: deps.kv,
+      key: deps.key,
+      trustedKeys: deps.trustedKeys,
+    }),
     ...createConnectivityActivities({ nc: deps.nc, jsm: deps.log.jsm }),
     ...createPeerFallbackActivities({ kv: deps.kv, jsm: deps.log.jsm }),
   };

@@ -14,7 +14,7 @@ import {
   type PlanUpgrade,
   type Threshold,
 } from '../schema/index.ts';
-import { signPlan, type SigningKey } from '../signing/index.ts';
+import { signPlan, type SigningKey, type TrustedKeys } from '../signing/index.ts';
 import { windowAround } from '../workflows/planning.ts';
 
 /** A plan never lives shorter than this, so a site that loses NATS right away still has time. */
@@ -86,11 +86,13 @@ export function createPlanActivities({
   log,
   kv,
   key,
+  trustedKeys,
 }: {
   js: JetStreamClient;
   log: EventLog;
   kv: KV;
   key: SigningKey;
+  trustedKeys: TrustedKeys;
 }) {
   return {
     /**
@@ -98,7 +100,7 @@ export function createPlanActivities({
      * (the stream keeps only the latest). Nodes registered with a libp2p peer id are pinned to it.
      */
     async issuePlan(request: PlanRequest): Promise<PlanIssued> {
-      const projection = await catchUp(await loadProjection(kv), log);
+      const projection = await catchUp(await loadProjection(kv), log, { trustedKeys });
       const peerIds: Record<string, string> = {};
       for (const nodeId of request.waves.flat()) {
         const peerId = projection.nodes.get(nodeId)?.peerId;

@@ -19,7 +19,13 @@ import {
   type Command,
   type DomainEventInput,
 } from '../schema/index.ts';
-import { createMemoryNonceStore, verifyCommand, type TrustedKeys } from '../signing/index.ts';
+import {
+  createMemoryNonceStore,
+  verifyCommand,
+  type SigningKey,
+  type TrustedKeys,
+} from '../signing/index.ts';
+import { enrolSimulatedNode, type SimulatedIdentity } from './identity.ts';
 
 export type Behavior = 'ok' | 'fail-health' | 'reject' | 'silent';
 
@@ -64,12 +70,15 @@ async function ensureConsumer(log: EventLog, name: string, subject: string): Pro
 export async function startSimulatedFleet({
   nc,
   trustedKeys,
+  controlPlaneKey,
   nodes,
   stepDelayMs = 5,
   sharedConsumer,
 }: {
   nc: NatsConnection;
   trustedKeys: TrustedKeys;
+  /** Enrols the simulated nodes (each gets a key in memory and signs its events). */
+  controlPlaneKey: SigningKey;
   nodes: SimulatedNodeSpec[];
   /** Pause before each event, standing in for the time a real step takes. */
   stepDelayMs?: number;
@@ -85,6 +94,8 @@ export async function startSimulatedFleet({
   const versions = new Map<string, string>();
   const behaviors = new Map<string, Behavior>();
   const previous = new Map<string, string>();
+  const identities = new Map<string, SimulatedIdentity>();
+  const signed = (nodeId: string, event: DomainEventInput) => identities.get(nodeId)!.sign(event);
   const subscriptions: ConsumerMessages[] = [];
   const loops: Promise<void>[] = [];
   let seq = 0;
@@ -102,16 +113,18 @@ export async function startSimulatedFleet({
     const list = steps.get(key) ?? [];
     list.push(type);
     steps.set(key, list);
-    await log.append({
-      v: 1,
-      id: `${nodeId}.${command.commandId.replaceAll(':', '.')}.${type}.${list.length}`,
-      at: now(),
-      type,
-      nodeId,
-      rolloutId: command.rolloutId,
-      commandId: command.commandId,
-      ...body,
-    } as DomainEventInput);
+    await log.append(
+      signed(nodeId, {
+        v: 1,
+        id: `${nodeId}.${command.commandId.replaceAll(':', '.')}.${type}.${list.length}`,
+        at: now(),
+        type,
+        nodeId,
+        rolloutId: command.rolloutId,
+        commandId: command.commandId,
+        ...body,
+      } as DomainEventInput),
+    );
   }
 
   async function handle(nodeId: string, command: Command): Promise<void> {
@@ -201,17 +214,20 @@ export async function startSimulatedFleet({
     versions.set(node.nodeId, version);
     behaviors.set(node.nodeId, node.behavior ?? 'ok');
     received.set(node.nodeId, []);
-    await log.append({
-      v: 1,
-      id: `${node.nodeId}.registered.${++seq}.${Date.now()}`,
-      at: now(),
-      type: 'NodeRegistered',
-      nodeId: node.nodeId,
-      labels: node.labels ?? {},
-      version,
-      activeSlot: 'a',
-      agentVersion: 'simulated',
-    });
+    identities.set(node.nodeId, await enrolSimulatedNode(log, controlPlaneKey, node.nodeId));
+    await log.append(
+      signed(node.nodeId, {
+        v: 1,
+        id: `${node.nodeId}.registered.${++seq}.${Date.now()}`,
+        at: now(),
+        type: 'NodeRegistered',
+        nodeId: node.nodeId,
+        labels: node.labels ?? {},
+        version,
+        activeSlot: 'a',
+        agentVersion: 'simulated',
+      }),
+    );
     if (!sharedConsumer) {
       await ensureConsumer(log, commandConsumerName(node.nodeId), commandSubject(node.nodeId));
       const consumer = await log.js.consumers.get(COMMANDS_STREAM, commandConsumerName(node.nodeId));

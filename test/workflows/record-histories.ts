@@ -42,7 +42,12 @@ async function fleet(
     labels: { site },
     behavior: behaviors[i] ?? 'ok',
   }));
-  return startSimulatedFleet({ nc: plane.nc, trustedKeys: plane.trustedKeys, nodes });
+  return startSimulatedFleet({
+    nc: plane.nc,
+    trustedKeys: plane.trustedKeys,
+    controlPlaneKey: plane.key,
+    nodes,
+  });
 }
 
 const SCENARIOS: Record<string, Scenario> = {

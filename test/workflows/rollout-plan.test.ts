@@ -5,6 +5,7 @@ import { openEventLog, type EventLog } from '../../eventlog/index.ts';
 import { startRollout } from '../../cli/rollout-client.ts';
 import { EVENTS_STREAM, PLANS_STREAM, planSubject, type RolloutPlan } from '../../schema/index.ts';
 import { verifyPlan } from '../../signing/index.ts';
+import { createRejectionRecorder, startTrustGate } from '../../trust/index.ts';
 import { startSimulatedFleet, type SimulatedFleet, type SimulatedNodeSpec } from '../../simulator/fleet.ts';
 import { createLogger } from '../../runtime/log.ts';
 import { BRIDGE_CONSUMER, startEventBridge } from '../../workers/event-bridge.ts';
@@ -32,7 +33,12 @@ after(async () => {
 });
 
 async function fleet(nodes: SimulatedNodeSpec[]): Promise<SimulatedFleet> {
-  const f = await startSimulatedFleet({ nc: plane.nc, trustedKeys: plane.trustedKeys, nodes });
+  const f = await startSimulatedFleet({
+    nc: plane.nc,
+    trustedKeys: plane.trustedKeys,
+    controlPlaneKey: plane.key,
+    nodes,
+  });
   fleets.push(f);
   return f;
 }
@@ -243,8 +249,15 @@ test('event bridge - a consumer made with a cap on pending acks is updated to ho
   await log.jsm.consumers.update(EVENTS_STREAM, BRIDGE_CONSUMER, { max_ack_pending: 4096 });
   const logger = createLogger('test:bridge');
   logger.level = 'warn';
-  const bridge = await startEventBridge({ log, client: plane.client, logger });
+  const gate = startTrustGate({
+    log,
+    trustedKeys: plane.trustedKeys,
+    recorder: createRejectionRecorder(undefined, logger),
+    logger,
+  });
+  const bridge = await startEventBridge({ log, client: plane.client, logger, gate });
   await bridge.stop();
+  await gate.stop();
   const info = await log.jsm.consumers.info(EVENTS_STREAM, BRIDGE_CONSUMER);
   assert.equal(info.config.max_ack_pending, -1);
   assert.equal(info.config.max_deliver, -1);
