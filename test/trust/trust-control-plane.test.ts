@@ -22,6 +22,7 @@ import {
 import { keysDir, signNodeEvent } from '../../signing/index.ts';
 import { enrolSimulatedNode, newNodeIdentity, type SimulatedIdentity } from '../../simulator/identity.ts';
 import { commandIdFor } from '../../workflows/definitions.ts';
+import { loadNodeIdentity } from '../../node-agent/event-signer.ts';
 import { AgentProcess } from '../agent/agent-process.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
@@ -200,6 +201,29 @@ test('trust - an agent that is not enrolled waits as pending and gets no command
       return nodes.find((n) => n.nodeId === nodeId);
     });
     assert.equal(pending.status, 'pending');
+    // The agent holds its events until enrolled; one it signed anyway (its own key) is refused.
+    const own = await loadNodeIdentity(dataDir);
+    await inject(
+      signNodeEvent(
+        DomainEvent.parse({
+          v: 1,
+          id: `${nodeId}-early-registration`,
+          at: new Date().toISOString(),
+          type: 'NodeRegistered',
+          nodeId,
+          labels: { site: 'pend' },
+          version: '1.0.0',
+          activeSlot: 'a',
+          agentVersion: 'test',
+          seq: 1_000,
+        }) as never,
+        own,
+      ),
+      `${nodeId}-early-registration`,
+    );
+    await until('the early registration refused', 30_000, async () =>
+      (await rejected(nodeId)).some((r) => r.reason === 'pending') ? true : undefined,
+    );
 
     const digest = await publishImage(plane.client, '2.0.0');
     const timeouts = { accept: '1m', write: '1m', reboot: '1m', health: '1m' };
