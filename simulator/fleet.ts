@@ -43,6 +43,8 @@ export interface SimulatedFleet {
   readonly steps: Map<string, string[]>;
   /** Current version per node. */
   readonly versions: Map<string, string>;
+  /** Each node's enrolled identity (to speak for a node outside its scripted behaviour). */
+  readonly identities: ReadonlyMap<string, SimulatedIdentity>;
   setBehavior(nodeId: string, behavior: Behavior): void;
   stop(): Promise<void>;
 }
@@ -246,6 +248,7 @@ export async function startSimulatedFleet({
     received,
     steps,
     versions,
+    identities,
     setBehavior: (nodeId, behavior) => behaviors.set(nodeId, behavior),
     async stop() {
       for (const s of subscriptions) await s.close().catch(() => undefined);

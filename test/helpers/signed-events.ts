@@ -1,7 +1,8 @@
 // Signed node events for tests of the readers (reducers, projector, bridge): a control-plane
 // key made in memory, nodes enrolled by it, and each node's events numbered and signed.
 import { generateKeyPairSync } from 'node:crypto';
-import { DomainEvent, type DomainEventInput } from '../../schema/index.ts';
+import type { EventLog } from '../../eventlog/index.ts';
+import { DomainEvent, isNodeEvent, type DomainEventInput } from '../../schema/index.ts';
 import {
   keyIdOf,
   trustKeys,
@@ -44,4 +45,35 @@ export class SignedFleet {
     if (!sign) throw new Error(`enrol ${nodeId} first`);
     return DomainEvent.parse(sign(event));
   }
+}
+
+/**
+ * The event log as enrolled nodes write to it: the first event of a node records its
+ * pre-authorised enrolment (signed by `key`), and every node event is numbered and signed by
+ * its node. Rollout events go through unchanged. For tests that tell a node's side in events.
+ */
+export function signingLog(log: EventLog, key: SigningKey): EventLog {
+  const signers = new Map<string, (e: DomainEventInput) => DomainEventInput>();
+  function prepare(event: DomainEventInput): DomainEventInput[] {
+    const nodeId = (event as { nodeId?: string }).nodeId;
+    if (!nodeId || !isNodeEvent(DomainEvent.parse(event))) return [event];
+    let sign = signers.get(nodeId);
+    const out: DomainEventInput[] = [];
+    if (!sign) {
+      const identity = newNodeIdentity();
+      out.push(enrolmentEvent(nodeId, identity, key));
+      sign = eventSigner(identity);
+      signers.set(nodeId, sign);
+    }
+    out.push(sign(event));
+    return out;
+  }
+  const appendBatch = async (events: readonly DomainEventInput[]) => {
+    const prepared = events.map(prepare);
+    const results = await log.appendBatch(prepared.flat());
+    // One result per given event: the last of its prepared group.
+    let at = -1;
+    return prepared.map((group) => results[(at += group.length)]!);
+  };
+  return { ...log, appendBatch, append: async (event) => (await appendBatch([event]))[0]! };
 }

@@ -12,18 +12,22 @@ import { BRIDGE_CONSUMER, startEventBridge } from '../../workers/event-bridge.ts
 import { commandIdFor, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { NodeUpgradeResult } from '../../workflows/node-upgrade.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { signingLog } from '../helpers/signed-events.ts';
 import { upgradeEvents } from '../helpers/node-events.ts';
 import { publishImage, waitForStatus } from '../helpers/rollouts.ts';
 
 let plane: ControlPlane;
 let log: EventLog;
+let raw: EventLog;
 let digest: string;
 const fleets: SimulatedFleet[] = [];
 const subscriptions: Subscription[] = [];
 
 before(async () => {
   plane = await startControlPlane();
-  log = await openEventLog(plane.nc);
+  // Node events in these tests come from enrolled nodes, signed.
+  raw = await openEventLog(plane.nc);
+  log = signingLog(raw, plane.key);
   digest = await publishImage(plane.client, '2.0.0');
 });
 after(async () => {
@@ -74,18 +78,21 @@ test('rollout plan - each wave signs a plan up to the next approval; a node that
     // pp-2 never answers over NATS: it upgrades "peer to peer" and its outbox flushes later.
     { nodeId: 'pp-2', labels: { site: 'pp' }, behavior: 'silent' },
   ]);
-  await log.append({
-    v: 1,
-    id: 'pp-1.registered.p2p',
-    at: new Date().toISOString(),
-    type: 'NodeRegistered',
-    nodeId: 'pp-1',
-    labels: { site: 'pp' },
-    version: '1.0.0',
-    activeSlot: 'a',
-    agentVersion: 'simulated',
-    peerId: '12D3KooWPeerOfPp1',
-  });
+  const pp1 = f.identities.get('pp-1')!;
+  await raw.append(
+    pp1.sign({
+      v: 1,
+      id: 'pp-1.registered.p2p',
+      at: new Date().toISOString(),
+      type: 'NodeRegistered',
+      nodeId: 'pp-1',
+      labels: { site: 'pp' },
+      version: '1.0.0',
+      activeSlot: 'a',
+      agentVersion: 'simulated',
+      peerId: '12D3KooWPeerOfPp1',
+    }),
+  );
   const plans = watchPlans('r-plan');
   const handle = await startRollout(plane.client, {
     id: 'r-plan',
@@ -115,7 +122,8 @@ test('rollout plan - each wave signs a plan up to the next approval; a node that
   const first = await latestPlan('r-plan');
   assert.equal(first.firstWave, 0);
   assert.deepEqual(first.waves, [['pp-1']]);
-  assert.deepEqual(first.peerIds, { 'pp-1': '12D3KooWPeerOfPp1' });
+  // Pinned to the peer id of pp-1's enrolled key, not the one its registration announced.
+  assert.deepEqual(first.peerIds, { 'pp-1': pp1.identity.peerId });
   assert.equal(first.manifestDigest, digest);
   assert.equal(first.maxUnavailable, 1);
   assert.deepEqual(first.failureThreshold, { type: 'count', count: 1 });
