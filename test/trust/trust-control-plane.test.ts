@@ -273,3 +273,50 @@ test('trust - an agent that is not enrolled waits as pending and gets no command
     await agent.stop(5_000).catch(() => agent.powerOff());
   }
 });
+
+test('trust - node enroll certifies a key made on the node; node reject refuses a pending request; bad input exits 2', async () => {
+  const made = newNodeIdentity();
+  const enrolled = await cli('node', 'enroll', '--node-id', 'en-1', '--public-key', made.publicKey, '--json');
+  assert.equal(enrolled.code, 0, enrolled.stderr);
+  const { certificate } = JSON.parse(enrolled.stdout) as { certificate: { keyId: string; peerId: string } };
+  assert.equal(certificate.keyId, made.keyId);
+  assert.equal(certificate.peerId, made.peerId);
+  assert.equal((await cli('node', 'enroll', '--node-id', 'en-1', '--public-key', 'not-a-key')).code, 2);
+  const other = newNodeIdentity();
+  const clash = await cli('node', 'enroll', '--node-id', 'en-1', '--public-key', other.publicKey);
+  assert.equal(clash.code, 1, 'a second key for an enrolled node is refused');
+  assert.match(clash.stderr, /revoke/);
+
+  // A request signed by the key it presents makes the node pending; reject refuses it.
+  const asker = newNodeIdentity();
+  const request = signNodeEvent(
+    DomainEvent.parse({
+      v: 1,
+      id: 'rq-1-request',
+      at: new Date().toISOString(),
+      type: 'NodeEnrollmentRequested',
+      nodeId: 'rq-1',
+      publicKey: asker.publicKey,
+      labels: { site: 'rq' },
+      seq: 1,
+    }) as never,
+    asker,
+  );
+  await inject(request, 'rq-1-request');
+  await until('rq-1 pending', 30_000, async () => {
+    const r = await cli('node', 'pending', '--json');
+    return (JSON.parse(r.stdout || '{"nodes":[]}') as { nodes: { nodeId: string }[] }).nodes.some(
+      (n) => n.nodeId === 'rq-1',
+    )
+      ? true
+      : undefined;
+  });
+  const reject = await cli('node', 'reject', 'rq-1', '--reason', 'unknown machine', '--json');
+  assert.equal(reject.code, 0, reject.stderr);
+  const all = JSON.parse((await cli('node', 'pending', '--all', '--json')).stdout) as {
+    nodes: { nodeId: string; status: string }[];
+  };
+  assert.equal(all.nodes.find((n) => n.nodeId === 'rq-1')?.status, 'rejected');
+  assert.equal((await cli('node', 'accept', 'rq-1')).code, 1, 'a rejected request cannot be accepted');
+  assert.equal((await cli('node', 'accept', 'bad.id')).code, 2);
+});
