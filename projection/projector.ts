@@ -1,7 +1,7 @@
 import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { EventLog } from '../eventlog/index.ts';
-import { rejectionOf, type RejectionRecorder } from '../trust/index.ts';
+import { rejectionOf, type RejectionRecorder } from '../trust/rejections.ts';
 import { eventSubject } from '../schema/index.ts';
 import type { TrustedKeys } from '../signing/index.ts';
 import { applyEvent, type ProjectionTrust, type Refusal } from './reducer.ts';

@@ -8,7 +8,7 @@ import {
   type RolloutEvent,
 } from '../schema/index.ts';
 import type { TrustedKeys } from '../signing/index.ts';
-import { applyTrust } from '../trust/index.ts';
+import { applyTrust } from '../trust/reducer.ts';
 import type { NodePhase, NodeView, Projection, RolloutView } from './views.ts';
 
 const PHASE_OF: Partial<Record<NodeEvent['type'], NodePhase>> = {

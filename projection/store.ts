@@ -1,7 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { PROJECTION_BUCKET } from '../schema/index.ts';
-import type { NodeTrust } from '../trust/index.ts';
+import type { NodeTrust } from '../trust/reducer.ts';
 import { emptyProjection, type NodeView, type Projection, type RolloutView } from './views.ts';
 
 const META_KEY = 'meta';

@@ -1,5 +1,5 @@
 import type { AgentState, Digest, Labels, NodeOutcome, Slot } from '../schema/index.ts';
-import { emptyTrustState, type TrustState, type TrustStatus } from '../trust/index.ts';
+import { emptyTrustState, type TrustState, type TrustStatus } from '../trust/reducer.ts';
 
 /** Where a node stands in the rollout that last touched it. */
 export type NodePhase =
