@@ -3,6 +3,7 @@ import type { EventLog } from '../eventlog/index.ts';
 import { catchUp, loadProjection } from '../projection/index.ts';
 import { compareVersions, selectorMatches, type SelectorTerm } from '../schema/index.ts';
 import { certificateDigest } from './builders/rauc-bundle.ts';
+import type { TrustedKeys } from '../signing/index.ts';
 
 /** A node chosen for a rollout and the version it runs now. */
 export interface Target {
@@ -11,7 +12,16 @@ export interface Target {
 }
 
 /** Activities that read the fleet projection. */
-export function createFleetActivities({ log, kv }: { log: EventLog; kv: KV }) {
+export function createFleetActivities({
+  log,
+  kv,
+  trustedKeys,
+}: {
+  log: EventLog;
+  kv: KV;
+  trustedKeys: TrustedKeys;
+}) {
+  const trust = { trustedKeys };
   return {
     /**
      * Nodes matching the selector, sorted by id; nodes already on the version, and older-than-
@@ -22,12 +32,17 @@ export function createFleetActivities({ log, kv }: { log: EventLog; kv: KV }) {
       version: string;
       allowDowngrade: boolean;
     }): Promise<{ targets: Target[]; skipped: { nodeId: string; reason: string }[] }> {
-      const projection = await catchUp(await loadProjection(kv), log);
+      const projection = await catchUp(await loadProjection(kv), log, trust);
       const targets: Target[] = [];
       const skipped: { nodeId: string; reason: string }[] = [];
       const nodes = [...projection.nodes.values()].sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
       for (const node of nodes) {
         if (!selectorMatches(input.selector, node.labels)) continue;
+        // A node that is not (or no longer) enrolled gets no command.
+        if (node.enrolment !== 'enrolled') {
+          skipped.push({ nodeId: node.nodeId, reason: `not enrolled (${node.enrolment ?? 'unknown'})` });
+          continue;
+        }
         const cmp = compareVersions(node.version, input.version);
         if (cmp === 0) skipped.push({ nodeId: node.nodeId, reason: `already on ${input.version}` });
         else if (cmp > 0 && !input.allowDowngrade) {
@@ -48,7 +63,7 @@ export function createFleetActivities({ log, kv }: { log: EventLog; kv: KV }) {
     async imageKindsWanted(input: {
       selector: SelectorTerm[];
     }): Promise<{ file: boolean; oci: boolean; ociOnly: string[] }> {
-      const projection = await catchUp(await loadProjection(kv), log);
+      const projection = await catchUp(await loadProjection(kv), log, trust);
       const wanted = { file: false, oci: false, ociOnly: [] as string[] };
       for (const node of projection.nodes.values()) {
         if (!selectorMatches(input.selector, node.labels)) continue;
@@ -73,7 +88,7 @@ export function createFleetActivities({ log, kv }: { log: EventLog; kv: KV }) {
       const signer = input.bundle
         ? await certificateDigest(input.bundle.cert).catch(() => undefined)
         : undefined;
-      const projection = await catchUp(await loadProjection(kv), log);
+      const projection = await catchUp(await loadProjection(kv), log, trust);
       for (const rollout of projection.rollouts.values()) {
         const c = rollout.converted;
         if (!c || c.ociDigest !== input.ociDigest || c.format !== input.format || !rollout.imageDigest)

@@ -2,7 +2,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { EventLog } from '../eventlog/index.ts';
 import type { Runner } from '../runtime/runner.ts';
-import type { SigningKeySource } from '../signing/index.ts';
+import type { SigningKeySource, TrustedKeys } from '../signing/index.ts';
 import { createCommandActivities } from './commands.ts';
 import { createConnectivityActivities } from './connectivity.ts';
 import { createEventActivities } from './events.ts';
@@ -18,6 +18,8 @@ export interface ActivityDeps {
   kv: KV;
   /** The control-plane key that signs now (follows the keyring's rotations). */
   signer: SigningKeySource;
+  /** Control-plane keys that sign node enrolments (the projection trusts nodes they enrolled). */
+  trustedKeys: TrustedKeys;
   runner: Runner;
   buildsDir: string;
   hostTaskQueue: string;
@@ -30,7 +32,13 @@ export function createActivities(deps: ActivityDeps) {
     ...createEventActivities(deps),
     ...createFleetActivities(deps),
     ...createCommandActivities({ js: deps.log.js, signer: deps.signer }),
-    ...createPlanActivities({ js: deps.log.js, log: deps.log, kv: deps.kv, signer: deps.signer }),
+    ...createPlanActivities({
+      js: deps.log.js,
+      log: deps.log,
+      kv: deps.kv,
+      signer: deps.signer,
+      trustedKeys: deps.trustedKeys,
+    }),
     ...createConnectivityActivities({ nc: deps.nc, jsm: deps.log.jsm }),
     ...createPeerFallbackActivities({ kv: deps.kv, jsm: deps.log.jsm }),
   };

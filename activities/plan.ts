@@ -17,6 +17,7 @@ import {
 import { signPlan, trustKeys, type SigningKeySource, type TrustedKeys } from '../signing/index.ts';
 import { verifyEnrolment } from '../signing/node-identity.ts';
 import type { NodeView } from '../projection/index.ts';
+import type { NodeTrust } from '../trust/reducer.ts';
 import { windowAround } from '../workflows/planning.ts';
 
 /** A plan never lives shorter than this, so a site that loses NATS right away still has time. */
@@ -85,17 +86,18 @@ export function planTimes(
 }
 
 /**
- * The peer id a node may be pinned to: the one its registration names, when the enrolment
- * certificate it carried verifies against the control plane's keys and binds this node to that
+ * The peer id a node may be pinned to: its projected peer id, when the node is enrolled and its
+ * enrolment certificate verifies against the control plane's keys and binds this node to that
  * very peer. A registration is a node's own claim; only the certificate is the control plane's.
  */
 export function vouchedPeerId(
   nodeId: string,
-  node: NodeView | undefined,
+  node: Pick<NodeView, 'peerId'> | undefined,
+  trust: Pick<NodeTrust, 'status' | 'certificate'> | undefined,
   trusted: TrustedKeys,
 ): string | undefined {
-  if (!node?.peerId || !node.enrolment) return undefined;
-  const check = verifyEnrolment(node.enrolment, trusted);
+  if (!node?.peerId || trust?.status !== 'enrolled' || !trust.certificate) return undefined;
+  const check = verifyEnrolment(trust.certificate, trusted);
   if (!check.ok) return undefined;
   const cert = check.certificate;
   return cert.nodeId === nodeId && cert.peerId === node.peerId ? cert.peerId : undefined;
@@ -123,7 +125,9 @@ export function createPlanActivities({
      * enrolment certificate vouches for that peer (vouchedPeerId).
      */
     async issuePlan(request: PlanRequest): Promise<PlanIssued> {
-      const projection = await catchUp(await loadProjection(kv), log);
+      const projection = await catchUp(await loadProjection(kv), log, {
+        trustedKeys: trustedKeys ?? new Map(),
+      });
       const now = Date.now();
       const key = await signer.current(new Date(now));
       const trusted = trustedKeys ?? trustKeys(key.publicKey);
@@ -131,7 +135,7 @@ export function createPlanActivities({
       const unvouched: string[] = [];
       for (const nodeId of request.waves.flat()) {
         const node = projection.nodes.get(nodeId);
-        const peerId = vouchedPeerId(nodeId, node, trusted);
+        const peerId = vouchedPeerId(nodeId, node, projection.trust.nodes.get(nodeId), trusted);
         if (peerId) peerIds[nodeId] = peerId;
         else if (node?.peerId) unvouched.push(nodeId);
       }

@@ -12,6 +12,9 @@ import { createLogger } from '../runtime/log.ts';
 import { startNats } from '../test/helpers/servers.ts';
 import { appendAll, PUBLISH_WINDOW } from './event-log-publish.ts';
 import { rolloutStory } from './event-story.ts';
+import { signedStory } from '../simulator/identity.ts';
+import { trustKeys } from '../signing/index.ts';
+import { benchControlPlaneKey } from './signed.ts';
 import { GoalKind, measured, notMeasured, round, type FigureSpec } from './figure.ts';
 import { runNatsBench } from './natscli.ts';
 import { best } from './stats.ts';
@@ -66,7 +69,9 @@ export const projectorKvBench: BenchModule = {
     try {
       nc = await nats.connect();
       const log = await openEventLog(nc);
-      const story = rolloutStory(nodes, 'kv');
+      // Enrolled nodes' signed events, as the projector sees them in a real fleet.
+      const key = benchControlPlaneKey();
+      const story = signedStory(rolloutStory(nodes, 'kv'), key);
       ctx.say(`projector-kv: storing a ${nodes}-node rollout story (${story.length} events)`);
       await appendAll(log, story, PUBLISH_WINDOW);
       const lastSeq = await log.lastSeq();
@@ -81,7 +86,7 @@ export const projectorKvBench: BenchModule = {
         ctx.say(`projector-kv: round ${r + 1}/${rounds}`);
         tally = { puts: 0, bytes: 0, byFamily: {} };
         const kv = countingKv(await openProjectionBucket(nc, `bench_projection_${r}`), tally);
-        const projector = createProjector({ log, kv, logger });
+        const projector = createProjector({ log, kv, logger, trustedKeys: trustKeys(key.publicKey) });
         const started = performance.now();
         await projector.start();
         await projector.waitForSeq(lastSeq, 30 * 60_000);

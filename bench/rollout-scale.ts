@@ -139,6 +139,7 @@ export async function runRolloutScale(options: RolloutScaleOptions) {
     const fleet = await startSimulatedFleet({
       nc: plane.nc,
       trustedKeys: plane.trustedKeys,
+      controlPlaneKey: plane.key,
       nodes: specs,
       stepDelayMs: stepMs,
       sharedConsumer: 'bench-simulated-fleet',

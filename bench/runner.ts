@@ -21,6 +21,7 @@ import { renderTable, DEFAULT_RESULTS } from './render.ts';
 import { RESULTS_FORMAT, Results } from './results.ts';
 import { rolloutBench } from './rollout.ts';
 import { sha256Bench } from './sha256.ts';
+import { trustBench } from './trust.ts';
 import { vmUpgradeBench } from './vm-upgrade.ts';
 import { Size, type BenchContext, type BenchModule } from './suite.ts';
 
@@ -29,6 +30,7 @@ export const BENCHES: readonly BenchModule[] = [
   sha256Bench,
   eventLogPublishBench,
   projectorKvBench,
+  trustBench,
   agentBench,
   p2pBench,
   ociConvertBench,
@@ -43,6 +45,8 @@ const ORDER = [
   'sha256-node-crypto',
   'jetstream-publish',
   'kv-put-projector',
+  'bridge-verify-rate',
+  'agent-event-signing',
   'rollout-overhead-small',
   'rollout-overhead-large',
   'command-latency-p99',

@@ -16,6 +16,7 @@ const entry = (path: string, summary: string, load: () => Promise<Command>): Cat
 });
 const rollout = () => import('./commands/rollout.ts');
 const stack = () => import('./commands/stack.ts');
+const node = () => import('./commands/node.ts');
 
 /** Every command, in the order `slotflow --help` lists them. */
 export const CATALOG: readonly CatalogEntry[] = [
@@ -88,6 +89,28 @@ export const CATALOG: readonly CatalogEntry[] = [
     'keys rauc-init',
     'create a self-signed key and certificate to sign RAUC bundles in trials',
     async () => (await import('./commands/keys.ts')).keysRaucInit,
+  ),
+  entry(
+    'node preauthorize',
+    'enrol a node before its first start: its key in its data dir, the certificate in enrolment.json',
+    async () => (await node()).nodePreauthorize,
+  ),
+  entry(
+    'node enroll',
+    'enrol a public key made on the node and print its certificate',
+    async () => (await node()).nodeEnroll,
+  ),
+  entry(
+    'node pending',
+    'list nodes that asked to be enrolled (--all: every known node and its status)',
+    async () => (await node()).nodePending,
+  ),
+  entry('node accept', "accept a pending node's enrolment request", async () => (await node()).nodeAccept),
+  entry('node reject', "refuse a pending node's enrolment request", async () => (await node()).nodeReject),
+  entry(
+    'node revoke',
+    'revoke an enrolled node: its events are refused from now on',
+    async () => (await node()).nodeRevoke,
   ),
   entry(
     'image build',

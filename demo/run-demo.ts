@@ -8,6 +8,7 @@ import { loadConnectionConfig } from '../runtime/config.ts';
 import { connectNats } from '../runtime/nats.ts';
 import { connectTemporal } from '../runtime/temporal.ts';
 import { initKeys } from '../signing/index.ts';
+import { controlPlaneTrustedKeys, localAuthority, preauthorizeNode } from '../trust/index.ts';
 import { stackDown } from '../stack/index.ts';
 import { createStatusPrinter, isFinal, renderStatus } from '../cli/progress.ts';
 import { startRollout } from '../cli/rollout-client.ts';
@@ -62,6 +63,16 @@ export async function runDemo(o: DemoOptions): Promise<RolloutStatusView> {
     const failing = o.injectFailure ? Math.min(2, o.nodes - 1) : -1;
     const nodeIds = Array.from({ length: o.nodes }, (_, i) => `demo-${i + 1}`);
     const nodeEnvs = await Promise.all(nodeIds.map(nodeEnv));
+    // Each demo run starts agents with fresh data dirs: pre-authorise their new keys.
+    const log = await openEventLog(nc);
+    const authority = await localAuthority(nc, log, o.home, 'demo');
+    for (const nodeId of nodeIds) {
+      await preauthorizeNode(authority, {
+        nodeId,
+        dataDir: join(demoDir, 'agents', nodeId),
+        replaceKey: true,
+      });
+    }
     nodeIds.forEach((nodeId, i) => {
       const args = [
         'agent',
@@ -93,10 +104,10 @@ export async function runDemo(o: DemoOptions): Promise<RolloutStatusView> {
       say(out, `injected failure: ${nodeIds[failing]} will fail its health check after the upgrade`);
 
     // 3. wait until every agent has registered
-    const log = await openEventLog(nc);
+    const trust = { trustedKeys: await controlPlaneTrustedKeys(o.home) };
     const deadline = Date.now() + 120_000;
     for (;;) {
-      const projection = await catchUp(emptyProjection(), log);
+      const projection = await catchUp(emptyProjection(), log, trust);
       const ready = nodeIds.filter((id) => projection.nodes.get(id)?.version === '1.0.0').length;
       if (ready === o.nodes) break;
       if (Date.now() > deadline)

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { openEventLog } from '../eventlog/index.ts';
 import { ReleaseKind, writeReleaseRootfs } from '../lab/release-rootfs.ts';
 import { startLabFleet, type LabFleet } from '../lab/fleet.ts';
+import { acceptWhenPending, localAuthority } from '../trust/index.ts';
 import { catchUp, emptyProjection } from '../projection/index.ts';
 import { loadConnectionConfig } from '../runtime/config.ts';
 import { connectNats } from '../runtime/nats.ts';
@@ -93,9 +94,13 @@ export async function runVmDemo(o: VmDemoOptions): Promise<RolloutStatusView> {
     if (failing) say(`injected failure: ${failing} will fail its health check after booting the new slot`);
 
     const log = await openEventLog(nc);
+    // A VM makes its key on first boot and asks to be enrolled; the demo operator accepts it.
+    const authority = await localAuthority(nc, log, o.home, 'demo');
+    await acceptWhenPending(authority, nodeIds, { timeoutMs: REGISTER_TIMEOUT_MS });
+    const trust = { trustedKeys: authority.trustedKeys };
     const deadline = Date.now() + REGISTER_TIMEOUT_MS;
     for (;;) {
-      const projection = await catchUp(emptyProjection(), log);
+      const projection = await catchUp(emptyProjection(), log, trust);
       const ready = nodeIds.filter((id) => projection.nodes.has(id)).length;
       if (ready === o.nodes) break;
       if (Date.now() > deadline)

@@ -13,6 +13,8 @@ import { createArtifactSources } from './artifact/index.ts';
 import { createCommandInbox } from './command-inbox.ts';
 import { assertWorkableDrivers } from './config.ts';
 import { ArtifactUnavailableError, describeError } from './errors.ts';
+import { readEnrolment, requestEnrolment, type EnrolmentSubject } from './enrolment.ts';
+import { eventStamp, loadNodeIdentity } from './event-signer.ts';
 import { nodeEvent } from './events.ts';
 import { createExecutor } from './executor.ts';
 import { openJournal } from './journal.ts';
@@ -82,7 +84,10 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const paths = agentPaths(config.dataDir);
   await mkdir(paths.dataDir, { recursive: true });
   const release = await lockDataDir(paths.lock);
-  const journal = await openJournal(paths.journal);
+  // The node's identity key signs every event it emits, with the mesh on or off.
+  const identity = await loadNodeIdentity(config.dataDir);
+  const stamp = eventStamp(identity);
+  const journal = await openJournal(paths.journal, undefined, stamp);
   const driver = createSlotDriver(config, paths, runner, async () => o.bootId, o.faults, log);
   await driver.init(config.initialVersion);
   // The *.pub directory is the bootstrap trust; key commands since then live in the data dir.
@@ -110,12 +115,16 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
 
   const heartbeat = async (): Promise<NodeEvent> => {
     const status = await driver.status();
-    return nodeEvent(config.nodeId, 'NodeHeartbeat', {
+    const beat = nodeEvent(config.nodeId, 'NodeHeartbeat', {
       ...bootedImage(status, config.initialVersion),
       activeSlot: status.booted,
       state: journal.data.state,
     });
+    return stamp(beat, await journal.reserveEventSeq());
   };
+  const who: EnrolmentSubject = { nodeId: config.nodeId, identity, trustedKeys };
+  let enrolled = await readEnrolment(config.dataDir, who, log.child({ name: 'agent:enrolment' }));
+  const stopping = new AbortController();
   const outbox = createOutboxPublisher({
     journal,
     log: log.child({ name: 'agent:outbox' }),
@@ -255,6 +264,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   }
 
   const shutdown = async (flushMs: number) => {
+    stopping.abort();
     await executor.stop();
     await outbox.flush(flushMs);
     await outbox.stop();
@@ -301,8 +311,28 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
         else
           log.warn({ err: describeError(err) }, 'cannot create the streams; expecting the control plane to');
       });
-      outbox.start(conn);
       inbox.start(conn);
+      // Events of a node that is not enrolled would only be refused: they wait in the outbox.
+      while (!enrolled && !stopping.signal.aborted) {
+        try {
+          enrolled = await requestEnrolment({
+            nc: conn,
+            who,
+            labels: config.labels,
+            agentVersion: AGENT_VERSION,
+            dataDir: config.dataDir,
+            journal,
+            stamp,
+            log: log.child({ name: 'agent:enrolment' }),
+            signal: stopping.signal,
+          });
+        } catch (err) {
+          log.warn({ err: describeError(err) }, 'cannot ask to be enrolled now; retrying');
+          await new Promise((r) => setTimeout(r, 2_000));
+        }
+      }
+      if (!enrolled) return;
+      outbox.start(conn);
       link?.attach(conn);
     },
     (err) => log.error({ err: describeError(err) }, 'NATS connection failed'),

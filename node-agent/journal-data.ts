@@ -53,7 +53,12 @@ export const JournalData = z.object({
   state: AgentState,
   stateSince: Timestamp,
   op: Operation.nullable(),
-  /** Events recorded but not yet acknowledged by JetStream, oldest first. */
+  /**
+   * The last event number handed out: every event the node signs carries the next one, so a
+   * number is never used twice, even across a power loss (journals before it start at 0).
+   */
+  eventSeq: z.number().int().nonnegative().default(0),
+  /** Events recorded but not yet acknowledged by JetStream, oldest first (signed when recorded). */
   outbox: z.array(NodeEvent),
   /** Recently finished commands, newest last (bounded). */
   handled: z.array(HandledCommand),
@@ -72,6 +77,7 @@ export function emptyJournal(now = new Date()): JournalData {
     state: 'idle',
     stateSince: now.toISOString(),
     op: null,
+    eventSeq: 0,
     outbox: [],
     handled: [],
     nonces: {},

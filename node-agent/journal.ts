@@ -3,7 +3,11 @@ import { dirname } from 'node:path';
 import { describeIssues } from '../schema/index.ts';
 import { unlinkDurable, writeFileAtomic } from './atomic-file.ts';
 import { JournalError } from './errors.ts';
+import type { NodeEvent } from '../schema/index.ts';
 import { JOURNAL_VERSION, JournalData, emptyJournal } from './journal-data.ts';
+
+/** Numbers and signs a node event with the node's key (see node-agent/event-signer.ts). */
+export type EventStamp = (event: NodeEvent, seq: number) => NodeEvent;
 
 /** How many finished commands the journal remembers for redelivery. */
 const HANDLED_LIMIT = 200;
@@ -17,6 +21,8 @@ export interface Journal {
    * Commits run one at a time in call order; the in-memory view changes only once it is on disk.
    */
   commit(mutate: (draft: JournalData) => void): Promise<JournalData>;
+  /** Hands out the next event number for an event that is not journaled (a heartbeat), durably. */
+  reserveEventSeq(): Promise<number>;
   /** Calls `listener` after every commit; returns the unsubscribe function. */
   onCommit(listener: (data: JournalData) => void): () => void;
 }
@@ -49,7 +55,12 @@ export function parseJournal(text: string, file: string): JournalData {
 }
 
 /** Reads the journal at `file`, or starts an empty one (written at once) when there is none. */
-export async function openJournal(file: string, now: () => Date = () => new Date()): Promise<Journal> {
+export async function openJournal(
+  file: string,
+  now: () => Date = () => new Date(),
+  /** Signs events as they enter the outbox (the agent always passes one). */
+  stamp?: EventStamp,
+): Promise<Journal> {
   await mkdir(dirname(file), { recursive: true });
   // A leftover temp file is a commit that never happened; the renamed file is the truth.
   await unlinkDurable(`${file}.tmp`);
@@ -72,7 +83,7 @@ export async function openJournal(file: string, now: () => Date = () => new Date
   const listeners = new Set<(data: JournalData) => void>();
   let queue: Promise<unknown> = Promise.resolve();
 
-  return {
+  const journal: Journal = {
     get data() {
       return data;
     },
@@ -80,6 +91,7 @@ export async function openJournal(file: string, now: () => Date = () => new Date
       const run = queue.then(async () => {
         const draft = structuredClone(data);
         mutate(draft);
+        if (stamp) stampOutbox(draft, stamp);
         draft.seq = data.seq + 1;
         const t = now().getTime();
         for (const [nonce, expiresAt] of Object.entries(draft.nonces)) {
@@ -95,11 +107,40 @@ export async function openJournal(file: string, now: () => Date = () => new Date
       queue = run.catch(() => undefined);
       return run;
     },
+    async reserveEventSeq() {
+      const next = await journal.commit((d) => {
+        d.eventSeq += 1;
+      });
+      return next.eventSeq;
+    },
     onCommit(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
   };
+  return journal;
+}
+
+/**
+ * Signs every outbox event that is not signed yet, numbering it from the journal's counter in the
+ * same commit that records it, so the number and the event reach the disk together. The
+ * finished-command record that holds the same event gets the signed copy, so a re-sent result
+ * is the identical signed event.
+ */
+function stampOutbox(draft: JournalData, stamp: EventStamp): void {
+  const signed = new Map<string, NodeEvent>();
+  draft.outbox = draft.outbox.map((event) => {
+    if (event.sig) return event;
+    draft.eventSeq += 1;
+    const done = stamp(event, draft.eventSeq);
+    signed.set(event.id, done);
+    return done;
+  });
+  if (signed.size === 0) return;
+  draft.handled = draft.handled.map((h) => {
+    const done = signed.get(h.final.id);
+    return done ? { ...h, final: done } : h;
+  });
 }
 
 async function write(file: string, data: JournalData): Promise<void> {

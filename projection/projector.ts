@@ -1,7 +1,10 @@
 import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { EventLog } from '../eventlog/index.ts';
-import { applyEvent } from './reducer.ts';
+import { rejectionOf, type RejectionRecorder } from '../trust/rejections.ts';
+import { eventSubject } from '../schema/index.ts';
+import type { TrustedKeys } from '../signing/index.ts';
+import { applyEvent, type ProjectionTrust, type Refusal } from './reducer.ts';
 import { loadProjection, replaceProjection, saveChanges } from './store.ts';
 import { emptyProjection, type Projection } from './views.ts';
 
@@ -21,13 +24,14 @@ export interface Projector {
 export async function catchUp(
   projection: Projection,
   log: EventLog,
+  trust: ProjectionTrust,
   onInvalid?: (problem: string) => void,
 ): Promise<Projection> {
   for await (const { seq, event } of log.replay({
     fromSeq: projection.lastSeq + 1,
     onInvalid: (e) => onInvalid?.(`seq ${e.seq} on ${e.subject}: ${e.problem}`),
   })) {
-    applyEvent(projection, seq, event);
+    applyEvent(projection, seq, event, trust);
   }
   return projection;
 }
@@ -36,12 +40,39 @@ export async function catchUp(
 export const PROJECTION_BATCH = 500;
 
 /** Creates a projector over the given log and KV bucket. */
-export function createProjector({ log, kv, logger }: { log: EventLog; kv: KV; logger: Logger }): Projector {
+export function createProjector({
+  log,
+  kv,
+  logger,
+  trustedKeys,
+  recorder,
+}: {
+  log: EventLog;
+  kv: KV;
+  logger: Logger;
+  /** Control-plane keys that sign enrolments. */
+  trustedKeys: TrustedKeys;
+  /** Where refused node events are counted, logged and recorded (default: logged only). */
+  recorder?: RejectionRecorder;
+}): Projector {
+  const refusals: Promise<void>[] = [];
+  const onRefused = (r: Refusal) => {
+    if (recorder) {
+      refusals.push(
+        recorder
+          .record(rejectionOf({ streamSeq: r.seq, subject: eventSubject(r.event), ...r }, 'projector'))
+          .catch((err: unknown) => logger.error({ err, seq: r.seq }, 'cannot store a rejection record')),
+      );
+    } else {
+      logger.warn({ seq: r.seq, reason: r.reason }, `refused a node event: ${r.message}`);
+    }
+  };
+  const trust: ProjectionTrust = { trustedKeys, onRefused };
   let projection = emptyProjection();
   /** The newest sequence whose effects are in the bucket (what waitForSeq waits for). */
   let savedSeq = 0;
   /** Keys changed in memory and not yet written; kept across a failed write so a retry writes them. */
-  let dirty = { nodes: new Set<string>(), rollouts: new Set<string>() };
+  let dirty = { nodes: new Set<string>(), rollouts: new Set<string>(), trust: new Set<string>() };
   let abort: AbortController | undefined;
   let loop: Promise<void> | undefined;
   const waiters = new Set<{ seq: number; resolve: () => void }>();
@@ -60,8 +91,10 @@ export function createProjector({ log, kv, logger }: { log: EventLog; kv: KV; lo
 
   /** Writes every changed view once, then the sequence they reflect. */
   async function flush(): Promise<void> {
+    // Refusals are on record before the sequence that passed them is.
+    await Promise.all(refusals.splice(0));
     await saveChanges(kv, projection, dirty);
-    dirty = { nodes: new Set(), rollouts: new Set() };
+    dirty = { nodes: new Set(), rollouts: new Set(), trust: new Set() };
     savedSeq = projection.lastSeq;
     notify();
   }
@@ -79,9 +112,10 @@ export function createProjector({ log, kv, logger }: { log: EventLog; kv: KV; lo
           onInvalid,
         })) {
           for (const { seq, event } of batch) {
-            const changes = applyEvent(projection, seq, event);
+            const changes = applyEvent(projection, seq, event, trust);
             for (const id of changes.nodes) dirty.nodes.add(id);
             for (const id of changes.rollouts) dirty.rollouts.add(id);
+            for (const id of changes.trust) dirty.trust.add(id);
           }
           await flush();
         }
@@ -132,11 +166,12 @@ export function createProjector({ log, kv, logger }: { log: EventLog; kv: KV; lo
     async rebuild() {
       const wasRunning = loop !== undefined;
       await halt();
-      const fresh = await catchUp(emptyProjection(), log, (p) => logger.warn(p));
+      const fresh = await catchUp(emptyProjection(), log, trust, (p) => logger.warn(p));
+      await Promise.all(refusals.splice(0));
       await replaceProjection(kv, fresh);
       projection = fresh;
       savedSeq = fresh.lastSeq;
-      dirty = { nodes: new Set(), rollouts: new Set() };
+      dirty = { nodes: new Set(), rollouts: new Set(), trust: new Set() };
       logger.info(
         { lastSeq: fresh.lastSeq, nodes: fresh.nodes.size, rollouts: fresh.rollouts.size },
         'projection rebuilt',

@@ -1,5 +1,14 @@
-import { formatWaves, type DomainEvent, type NodeEvent, type RolloutEvent } from '../schema/index.ts';
-import { isNodeEvent } from '../schema/index.ts';
+import {
+  formatWaves,
+  isNodeEvent,
+  isTrustEvent,
+  type DomainEvent,
+  type NodeEvent,
+  type RejectionReason,
+  type RolloutEvent,
+} from '../schema/index.ts';
+import type { TrustedKeys } from '../signing/index.ts';
+import { applyTrust } from '../trust/reducer.ts';
 import type { NodePhase, NodeView, Projection, RolloutView } from './views.ts';
 
 const PHASE_OF: Partial<Record<NodeEvent['type'], NodePhase>> = {
@@ -40,9 +49,9 @@ export function reduceNode(node: NodeView | undefined, event: NodeEvent, seq: nu
       activeSlot: event.activeSlot,
       state: node?.state ?? 'idle',
       mode: node?.mode ?? 'nats',
-      // The latest registration describes the agent as it runs now: no peer id, no binding.
-      peerId: event.peerId,
-      ...(event.enrolment ? { enrolment: event.enrolment } : {}),
+      // The latest registration says whether the agent runs libp2p; the peer id itself comes
+      // from the enrolment certificate (applyEvent), never from what the node announces.
+      peerId: undefined,
       installs: event.installs,
       registeredAt: node?.registeredAt ?? event.at,
       lastSeenAt: event.at,
@@ -231,21 +240,75 @@ function reduceRolloutNode(rollout: RolloutView, event: NodeEvent, seq: number):
 export interface Changes {
   nodes: string[];
   rollouts: string[];
+  /** Node ids whose trust entry changed. */
+  trust: string[];
+}
+
+/** A node event the trust reducer refused (kept out of the projection). */
+export interface Refusal {
+  readonly seq: number;
+  readonly event: DomainEvent;
+  readonly reason: RejectionReason;
+  readonly message: string;
+}
+
+/** What the projection trusts: the control plane's keys, and who hears about refusals. */
+export interface ProjectionTrust {
+  readonly trustedKeys: TrustedKeys;
+  readonly onRefused?: (refusal: Refusal) => void;
 }
 
 /**
  * Applies one logged event to the projection in place and says what changed. Entity updates go
  * through the pure reducers above; events at or below `lastSeq` are ignored, so re-delivery is harmless.
  */
-export function applyEvent(projection: Projection, seq: number, event: DomainEvent): Changes {
-  const changes: Changes = { nodes: [], rollouts: [] };
+export function applyEvent(
+  projection: Projection,
+  seq: number,
+  event: DomainEvent,
+  trust: ProjectionTrust,
+): Changes {
+  const changes: Changes = { nodes: [], rollouts: [], trust: [] };
   if (seq <= projection.lastSeq) return changes;
   projection.lastSeq = seq;
-  if (isNodeEvent(event)) {
+  const verdict = applyTrust(projection.trust, seq, event, trust.trustedKeys);
+  if (!verdict.ok) {
+    trust.onRefused?.({ seq, event, reason: verdict.reason, message: verdict.message });
+    return changes;
+  }
+  const nodeId = 'nodeId' in event ? event.nodeId : undefined;
+  if (nodeId && (isNodeEvent(event) || isTrustEvent(event))) {
+    const entry = projection.trust.nodes.get(nodeId);
+    // An accepted node event moved the node's replay window.
+    const moved = isNodeEvent(event) && event.type !== 'NodeEnrollmentRequested';
+    if (entry && (verdict.changed || moved)) {
+      entry.appliedSeq = seq;
+      changes.trust.push(nodeId);
+    }
+  }
+  if (isTrustEvent(event)) {
+    const node = projection.nodes.get(event.nodeId);
+    const entry = projection.trust.nodes.get(event.nodeId);
+    if (node && entry) {
+      projection.nodes.set(event.nodeId, {
+        ...node,
+        enrolment: entry.status,
+        peerId: node.peerId === undefined ? undefined : entry.peerId,
+        seq,
+      });
+      changes.nodes.push(event.nodeId);
+    }
+  } else if (isNodeEvent(event)) {
+    if (event.type === 'NodeEnrollmentRequested') return changes;
     const prior = projection.nodes.get(event.nodeId);
     // An entity stored after the last saved sequence already holds this event (crash between writes).
     const node = prior && prior.seq >= seq ? undefined : reduceNode(prior, event, seq);
     if (node) {
+      if (event.type === 'NodeRegistered') {
+        const entry = projection.trust.nodes.get(event.nodeId);
+        node.enrolment = entry?.status;
+        node.peerId = event.peerId !== undefined ? entry?.peerId : undefined;
+      }
       projection.nodes.set(node.nodeId, node);
       changes.nodes.push(node.nodeId);
     }

@@ -1,11 +1,12 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { PROJECTION_BUCKET } from '../schema/index.ts';
+import type { NodeTrust } from '../trust/reducer.ts';
 import { emptyProjection, type NodeView, type Projection, type RolloutView } from './views.ts';
 
 const META_KEY = 'meta';
 /** Bumped when the views' shape changes; an older stored projection is rebuilt from the log. */
-export const PROJECTION_FORMAT = 1;
+export const PROJECTION_FORMAT = 2;
 
 /** Opens (creating if needed) the KV bucket that holds the materialised projection. */
 export async function openProjectionBucket(nc: NatsConnection, bucket = PROJECTION_BUCKET): Promise<KV> {
@@ -18,6 +19,10 @@ export function nodeKey(nodeId: string): string {
 
 export function rolloutKey(rolloutId: string): string {
   return `rollout.${rolloutId}`;
+}
+
+export function trustKey(nodeId: string): string {
+  return `trust.${nodeId}`;
 }
 
 /**
@@ -42,6 +47,12 @@ export async function loadProjection(kv: KV): Promise<Projection> {
     } else if (key.startsWith('rollout.')) {
       const rollout = entry.json<RolloutView>();
       projection.rollouts.set(rollout.rolloutId, rollout);
+    } else if (key.startsWith('trust.')) {
+      const trust = entry.json<NodeTrust>();
+      // Written past the stored sequence (a crash between writes): its replay window already
+      // holds events the log would deliver again, so only a full replay gives exact verdicts.
+      if ((trust.appliedSeq ?? 0) > lastSeq) return emptyProjection();
+      projection.trust.nodes.set(trust.nodeId, trust);
     }
   }
   projection.lastSeq = lastSeq;
@@ -52,7 +63,7 @@ export async function loadProjection(kv: KV): Promise<Projection> {
 export async function saveChanges(
   kv: KV,
   projection: Projection,
-  changes: { nodes: Iterable<string>; rollouts: Iterable<string> },
+  changes: { nodes: Iterable<string>; rollouts: Iterable<string>; trust?: Iterable<string> },
 ): Promise<void> {
   const writes: Promise<number>[] = [];
   for (const id of changes.nodes) {
@@ -63,6 +74,10 @@ export async function saveChanges(
     const rollout = projection.rollouts.get(id);
     if (rollout) writes.push(kv.put(rolloutKey(id), JSON.stringify(rollout)));
   }
+  for (const id of changes.trust ?? []) {
+    const trust = projection.trust.nodes.get(id);
+    if (trust) writes.push(kv.put(trustKey(id), JSON.stringify(trust)));
+  }
   await Promise.all(writes);
   await kv.put(META_KEY, JSON.stringify({ lastSeq: projection.lastSeq, format: PROJECTION_FORMAT }));
 }
@@ -72,10 +87,15 @@ export async function replaceProjection(kv: KV, projection: Projection): Promise
   const keep = new Set<string>([META_KEY]);
   for (const id of projection.nodes.keys()) keep.add(nodeKey(id));
   for (const id of projection.rollouts.keys()) keep.add(rolloutKey(id));
+  for (const id of projection.trust.nodes.keys()) keep.add(trustKey(id));
   const stale: string[] = [];
   for await (const key of await kv.keys()) if (!keep.has(key)) stale.push(key);
   await Promise.all(stale.map((k) => kv.purge(k)));
-  await saveChanges(kv, projection, { nodes: projection.nodes.keys(), rollouts: projection.rollouts.keys() });
+  await saveChanges(kv, projection, {
+    nodes: projection.nodes.keys(),
+    rollouts: projection.rollouts.keys(),
+    trust: projection.trust.nodes.keys(),
+  });
 }
 
 /** Plain-object form of a projection as it is stored (JSON: absent and undefined are one), for comparison and output. */
@@ -83,6 +103,7 @@ export function projectionToJson(projection: Projection): {
   lastSeq: number;
   nodes: Record<string, NodeView>;
   rollouts: Record<string, RolloutView>;
+  trust: Record<string, NodeTrust>;
 } {
   const sorted = <T>(m: Map<string, T>) =>
     Object.fromEntries([...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1)));
@@ -90,6 +111,7 @@ export function projectionToJson(projection: Projection): {
     lastSeq: projection.lastSeq,
     nodes: sorted(projection.nodes),
     rollouts: sorted(projection.rollouts),
+    trust: sorted(projection.trust.nodes),
   };
   return JSON.parse(JSON.stringify(plain)) as typeof plain;
 }

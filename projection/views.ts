@@ -1,4 +1,5 @@
-import type { AgentState, Digest, EnrolmentCertificate, Labels, NodeOutcome, Slot } from '../schema/index.ts';
+import type { AgentState, Digest, Labels, NodeOutcome, Slot } from '../schema/index.ts';
+import { emptyTrustState, type TrustState, type TrustStatus } from '../trust/reducer.ts';
 
 /** Where a node stands in the rollout that last touched it. */
 export type NodePhase =
@@ -27,13 +28,13 @@ export interface NodeView {
   state: AgentState;
   /** Whether the agent last spoke through NATS or only through its peers. */
   mode: 'nats' | 'p2p';
-  /** The agent's libp2p peer id from its latest registration. */
-  peerId?: string | undefined;
   /**
-   * The enrolment certificate the latest registration carried; signed plans pin the node to
-   * `peerId` only when it verifies and names that peer (activities/plan.ts).
+   * The libp2p peer id of the node's enrolled key, shown while its latest registration says it
+   * runs libp2p; signed plans pin the node to it. Never taken from the registration itself.
    */
-  enrolment?: EnrolmentCertificate | undefined;
+  peerId?: string | undefined;
+  /** The node's enrolment status; only enrolled nodes are rollout targets. */
+  enrolment?: TrustStatus | undefined;
   /** What the node's slot driver installs, from its latest registration (older agents do not say). */
   installs?: ('file' | 'oci')[] | undefined;
   registeredAt: string;
@@ -101,11 +102,13 @@ export interface RolloutView {
 export interface Projection {
   nodes: Map<string, NodeView>;
   rollouts: Map<string, RolloutView>;
+  /** Node identities and enrolment, from the trust reducer. */
+  trust: TrustState;
   /** Sequence of the newest event applied. */
   lastSeq: number;
 }
 
 /** An empty projection (before sequence 1). */
 export function emptyProjection(): Projection {
-  return { nodes: new Map(), rollouts: new Map(), lastSeq: 0 };
+  return { nodes: new Map(), rollouts: new Map(), trust: emptyTrustState(), lastSeq: 0 };
 }

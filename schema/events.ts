@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { ArtifactManifest } from './artifact.ts';
 import { Digest, MessageId, NodeId, RolloutId, Slot, Timestamp } from './ids.ts';
-import { EnrolmentCertificate, KeyId, NodeEventSignature } from './identity.ts';
+import { Base64, EnrolmentCertificate, KeyId, NodeEventSignature } from './identity.ts';
 import { Labels } from './labels.ts';
 import { RolloutSpec } from './rollout-spec.ts';
+import { TrustEvent } from './trust-events.ts';
 
 /** Current version of every event's shape; readers accept this one. */
 export const EVENT_VERSION = 1;
@@ -27,6 +28,11 @@ function nodeEvent<T extends string, P extends z.ZodRawShape>(type: T, payload: 
     type: z.literal(type),
     nodeId: NodeId,
     ...payload,
+    /**
+     * The node's own event counter, signed with the event: it only grows (persisted with the
+     * journal), so the control plane refuses a signed event replayed under a new Nats-Msg-Id.
+     */
+    seq: z.number().int().positive().optional(),
     /** The node's signature; events without a valid one never reach a workflow or a projection. */
     sig: NodeEventSignature.optional(),
   });
@@ -209,6 +215,16 @@ export const NodeRolledBack = nodeEvent('NodeRolledBack', {
   version,
   digest: Digest.optional(),
 });
+/**
+ * A node without an enrolment certificate asks to be enrolled (Mender's authorization request):
+ * signed by the key it presents, so the operator accepts exactly that key.
+ */
+export const NodeEnrollmentRequested = nodeEvent('NodeEnrollmentRequested', {
+  /** The node's raw 32-byte ed25519 public key, base64 (its libp2p identity). */
+  publicKey: Base64,
+  labels: Labels,
+  agentVersion: z.string().optional(),
+});
 export const NodeModeChanged = nodeEvent('NodeModeChanged', {
   mode: z.enum(['nats', 'p2p']),
   reason: z.string(),
@@ -267,11 +283,16 @@ export const NodeEvent = z.discriminatedUnion('type', [
   NodeModeChanged,
   ControlPlaneKeyTrusted,
   ControlPlaneKeyRevoked,
+  NodeEnrollmentRequested,
 ]);
 export type NodeEvent = z.infer<typeof NodeEvent>;
 
 /** Any domain event in SLOTFLOW_EVENTS. */
-export const DomainEvent = z.discriminatedUnion('type', [...RolloutEvent.options, ...NodeEvent.options]);
+export const DomainEvent = z.discriminatedUnion('type', [
+  ...RolloutEvent.options,
+  ...NodeEvent.options,
+  ...TrustEvent.options,
+]);
 export type DomainEvent = z.infer<typeof DomainEvent>;
 export type DomainEventType = DomainEvent['type'];
 /** The input shape of an event (before defaults are applied), as producers write it. */
@@ -282,7 +303,19 @@ export const EVENT_TYPES: readonly DomainEventType[] = DomainEvent.options.map((
 
 const NODE_EVENT_TYPES: ReadonlySet<string> = new Set(NodeEvent.options.map((o) => o.shape.type.value));
 
-/** True for events a node reports (published on the node's subject); the rest are rollout events. */
+const TRUST_EVENT_TYPES: ReadonlySet<string> = new Set(TrustEvent.options.map((o) => o.shape.type.value));
+
+/** True for events a node reports (published on the node's subject). */
 export function isNodeEvent(event: DomainEvent): event is NodeEvent {
   return NODE_EVENT_TYPES.has(event.type);
+}
+
+/** True for the control plane's enrolment decisions (published on the trust subject). */
+export function isTrustEvent(event: DomainEvent): event is TrustEvent {
+  return TRUST_EVENT_TYPES.has(event.type);
+}
+
+/** True for events about a rollout (the ones neither a node nor the trust authority publishes). */
+export function isRolloutEvent(event: DomainEvent): event is RolloutEvent {
+  return !isNodeEvent(event) && !isTrustEvent(event);
 }

@@ -1,5 +1,5 @@
 import type { DomainEvent } from './events.ts';
-import { isNodeEvent } from './events.ts';
+import { isNodeEvent, isTrustEvent } from './events.ts';
 
 /** Stream of every domain event; the source of truth for fleet and rollout state. */
 export const EVENTS_STREAM = 'SLOTFLOW_EVENTS';
@@ -9,6 +9,11 @@ export const COMMANDS_STREAM = 'SLOTFLOW_COMMANDS';
 export const PROJECTION_BUCKET = 'slotflow-projection';
 /** Object store bucket holding built slot images. */
 export const IMAGES_BUCKET = 'slotflow-images';
+
+/** KV bucket of enrolment certificates by node id; an agent waiting for acceptance watches its key. */
+export const ENROLMENTS_BUCKET = 'slotflow-enrolments';
+/** KV bucket of refused node events (`slotflow events --rejected`), keyed `<nodeId>.<stream seq>`. */
+export const REJECTIONS_BUCKET = 'slotflow-rejections';
 
 /** Stream of signed rollout plans, the latest one per rollout. */
 export const PLANS_STREAM = 'SLOTFLOW_PLANS';
@@ -27,11 +32,21 @@ export function nodeEventSubject(nodeId: string, type: string): string {
   return `slotflow.evt.node.${nodeId}.${type}`;
 }
 
+/** Subject of a control-plane enrolment decision; no node may publish here. */
+export function trustEventSubject(nodeId: string, type: string): string {
+  return `slotflow.evt.trust.${nodeId}.${type}`;
+}
+
+/** Filter subject for trust events about one node (`*` for all nodes). */
+export function trustEventsFilter(nodeId = '*'): string {
+  return `slotflow.evt.trust.${nodeId}.>`;
+}
+
 /** The subject an event is published on. */
 export function eventSubject(event: DomainEvent): string {
-  return isNodeEvent(event)
-    ? nodeEventSubject(event.nodeId, event.type)
-    : rolloutEventSubject(event.rolloutId, event.type);
+  if (isNodeEvent(event)) return nodeEventSubject(event.nodeId, event.type);
+  if (isTrustEvent(event)) return trustEventSubject(event.nodeId, event.type);
+  return rolloutEventSubject(event.rolloutId, event.type);
 }
 
 /** Filter subject for all events of one rollout (`*` for all rollouts). */

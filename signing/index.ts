@@ -6,3 +6,4 @@ export * from './sign.ts';
 export * from './verify.ts';
 export * from './plan.ts';
 export * from './node-identity.ts';
+export * from './trust-events.ts';

@@ -20,7 +20,13 @@ import {
   type Command,
   type DomainEventInput,
 } from '../schema/index.ts';
-import { createMemoryNonceStore, verifyCommand, type TrustedKeys } from '../signing/index.ts';
+import {
+  createMemoryNonceStore,
+  verifyCommand,
+  type SigningKey,
+  type TrustedKeys,
+} from '../signing/index.ts';
+import { enrolSimulatedNode, type SimulatedIdentity } from './identity.ts';
 
 export type Behavior = 'ok' | 'fail-health' | 'reject' | 'silent';
 
@@ -38,6 +44,8 @@ export interface SimulatedFleet {
   readonly steps: Map<string, string[]>;
   /** Current version per node. */
   readonly versions: Map<string, string>;
+  /** Each node's enrolled identity (to speak for a node outside its scripted behaviour). */
+  readonly identities: ReadonlyMap<string, SimulatedIdentity>;
   setBehavior(nodeId: string, behavior: Behavior): void;
   stop(): Promise<void>;
 }
@@ -65,12 +73,15 @@ async function ensureConsumer(log: EventLog, name: string, subject: string): Pro
 export async function startSimulatedFleet({
   nc,
   trustedKeys,
+  controlPlaneKey,
   nodes,
   stepDelayMs = 5,
   sharedConsumer,
 }: {
   nc: NatsConnection;
   trustedKeys: TrustedKeys;
+  /** Enrols the simulated nodes (each gets a key in memory and signs its events). */
+  controlPlaneKey: SigningKey;
   nodes: SimulatedNodeSpec[];
   /** Pause before each event, standing in for the time a real step takes. */
   stepDelayMs?: number;
@@ -86,6 +97,8 @@ export async function startSimulatedFleet({
   const versions = new Map<string, string>();
   const behaviors = new Map<string, Behavior>();
   const previous = new Map<string, string>();
+  const identities = new Map<string, SimulatedIdentity>();
+  const signed = (nodeId: string, event: DomainEventInput) => identities.get(nodeId)!.sign(event);
   const subscriptions: ConsumerMessages[] = [];
   const loops: Promise<void>[] = [];
   let seq = 0;
@@ -103,16 +116,18 @@ export async function startSimulatedFleet({
     const list = steps.get(key) ?? [];
     list.push(type);
     steps.set(key, list);
-    await log.append({
-      v: 1,
-      id: `${nodeId}.${command.commandId.replaceAll(':', '.')}.${type}.${list.length}`,
-      at: now(),
-      type,
-      nodeId,
-      rolloutId: command.rolloutId,
-      commandId: command.commandId,
-      ...body,
-    } as DomainEventInput);
+    await log.append(
+      signed(nodeId, {
+        v: 1,
+        id: `${nodeId}.${command.commandId.replaceAll(':', '.')}.${type}.${list.length}`,
+        at: now(),
+        type,
+        nodeId,
+        rolloutId: command.rolloutId,
+        commandId: command.commandId,
+        ...body,
+      } as DomainEventInput),
+    );
   }
 
   async function handle(nodeId: string, command: Command): Promise<void> {
@@ -203,17 +218,20 @@ export async function startSimulatedFleet({
     versions.set(node.nodeId, version);
     behaviors.set(node.nodeId, node.behavior ?? 'ok');
     received.set(node.nodeId, []);
-    await log.append({
-      v: 1,
-      id: `${node.nodeId}.registered.${++seq}.${Date.now()}`,
-      at: now(),
-      type: 'NodeRegistered',
-      nodeId: node.nodeId,
-      labels: node.labels ?? {},
-      version,
-      activeSlot: 'a',
-      agentVersion: 'simulated',
-    });
+    identities.set(node.nodeId, await enrolSimulatedNode(log, controlPlaneKey, node.nodeId));
+    await log.append(
+      signed(node.nodeId, {
+        v: 1,
+        id: `${node.nodeId}.registered.${++seq}.${Date.now()}`,
+        at: now(),
+        type: 'NodeRegistered',
+        nodeId: node.nodeId,
+        labels: node.labels ?? {},
+        version,
+        activeSlot: 'a',
+        agentVersion: 'simulated',
+      }),
+    );
     if (!sharedConsumer) {
       await ensureConsumer(log, commandConsumerName(node.nodeId), commandSubject(node.nodeId));
       const consumer = await log.js.consumers.get(COMMANDS_STREAM, commandConsumerName(node.nodeId));
@@ -232,6 +250,7 @@ export async function startSimulatedFleet({
     received,
     steps,
     versions,
+    identities,
     setBehavior: (nodeId, behavior) => behaviors.set(nodeId, behavior),
     async stop() {
       for (const s of subscriptions) await s.close().catch(() => undefined);

@@ -8,6 +8,7 @@ import {
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { EventLog } from '../eventlog/index.ts';
+import type { TrustGate } from '../trust/index.ts';
 import { EVENTS_STREAM, NodeEvent, nodeEventsFilter } from '../schema/index.ts';
 import {
   NODE_SIGNAL_TYPES,
@@ -115,10 +116,13 @@ export async function startEventBridge({
   log,
   client,
   logger,
+  gate,
 }: {
   log: EventLog;
   client: Client;
   logger: Logger;
+  /** Verdicts on signatures and enrolment: a refused event never reaches a workflow. */
+  gate: TrustGate;
 }): Promise<EventBridge> {
   await ensureConsumer(log);
   const consumer = await log.js.consumers.get(EVENTS_STREAM, BRIDGE_CONSUMER);
@@ -145,6 +149,18 @@ export async function startEventBridge({
     const event = parsed.data;
     const command = 'commandId' in event && event.commandId ? parseCommandId(event.commandId) : undefined;
     if (!command || command.kind === 'cancel') {
+      m.ack();
+      return;
+    }
+    let verdict;
+    try {
+      verdict = await gate.verdict(m.seq);
+    } catch {
+      m.nak(1000);
+      return;
+    }
+    // The gate has counted, logged and recorded the refusal.
+    if (!verdict.ok) {
       m.ack();
       return;
     }

@@ -13,6 +13,12 @@ import { execaRunner } from '../runtime/runner.ts';
 import type { ConnectionConfig } from '../schema/index.ts';
 import { keyringSigner } from '../signing/index.ts';
 import { TASK_QUEUE } from '../workflows/definitions.ts';
+import {
+  controlPlaneTrustedKeys,
+  createRejectionRecorder,
+  openRejectionBucket,
+  startTrustGate,
+} from '../trust/index.ts';
 import { startEventBridge, type EventBridge } from './event-bridge.ts';
 import { installTemporalRuntime } from './temporal-runtime.ts';
 
@@ -50,7 +56,18 @@ export async function startWorker({
   const nc = await connectNats(config.nats, 'slotflow-worker');
   const log = await openEventLog(nc);
   const kv = await openProjectionBucket(nc);
-  const projector = createProjector({ log, kv, logger: logger.child({ name: 'worker:projector' }) });
+  const trustedKeys = await controlPlaneTrustedKeys(config.home);
+  const rejections = createRejectionRecorder(
+    await openRejectionBucket(nc),
+    logger.child({ name: 'worker:trust' }),
+  );
+  const projector = createProjector({
+    log,
+    kv,
+    logger: logger.child({ name: 'worker:projector' }),
+    trustedKeys,
+    recorder: rejections,
+  });
   await projector.start();
 
   const options = await temporalConnectionOptions(config.temporal);
@@ -64,6 +81,7 @@ export async function startWorker({
     log,
     kv,
     signer,
+    trustedKeys,
     runner: execaRunner,
     buildsDir: join(config.home, 'builds'),
     hostTaskQueue: queue,
@@ -82,7 +100,18 @@ export async function startWorker({
     taskQueue: queue,
     activities,
   });
-  const bridge = await startEventBridge({ log, client, logger: logger.child({ name: 'worker:bridge' }) });
+  const gate = startTrustGate({
+    log,
+    trustedKeys,
+    recorder: rejections,
+    logger: logger.child({ name: 'worker:trust' }),
+  });
+  const bridge = await startEventBridge({
+    log,
+    client,
+    logger: logger.child({ name: 'worker:bridge' }),
+    gate,
+  });
   logger.info(
     { taskQueue: TASK_QUEUE, hostTaskQueue: queue, temporal: config.temporal.address, keyId: key.keyId },
     'worker started',
@@ -103,6 +132,7 @@ export async function startWorker({
     if (hostWorker.getState() === 'RUNNING') hostWorker.shutdown();
     await runs.catch(() => undefined);
     await bridge.stop();
+    await gate.stop();
     await projector.stop();
     await connection.close();
     await native.close();

@@ -2,9 +2,11 @@ import { openEventLog, type LoggedEvent } from '../../eventlog/index.ts';
 import { isValidId, nodeEventsFilter, rolloutEventsFilter, type DomainEvent } from '../../schema/index.ts';
 import { parseFlags, type Command } from '../command.ts';
 import { cliConfig, withNats } from '../context.ts';
+import { listRejections, openRejectionBucket } from '../../trust/index.ts';
+import type { RejectionRecord } from '../../schema/index.ts';
 import { UsageError } from '../usage-error.ts';
 
-const usage = 'slotflow events [--follow] [--rollout ID] [--node ID] [--from SEQ] [--json]';
+const usage = 'slotflow events [--follow] [--rollout ID] [--node ID] [--from SEQ] [--rejected] [--json]';
 
 function checkId(flag: string, value: string | undefined): string | undefined {
   if (value !== undefined && !isValidId(value)) {
@@ -46,6 +48,11 @@ export function formatEvent({ seq, event }: LoggedEvent): string {
   return `${String(seq).padStart(6)}  ${event.at}  ${event.type.padEnd(24)} ${about}${details ? `  ${details}` : ''}`;
 }
 
+/** One human-readable line per refused event. */
+export function formatRejection(r: RejectionRecord): string {
+  return `${String(r.streamSeq).padStart(6)}  ${r.rejectedAt}  ${r.type.padEnd(24)} node=${r.nodeId} reason=${r.reason} by=${r.by}  ${r.message}`;
+}
+
 /** `slotflow events`: read (and follow) the event log. */
 export const events: Command = {
   path: ['events'],
@@ -58,10 +65,26 @@ export const events: Command = {
         rollout: { type: 'string' },
         node: { type: 'string' },
         from: { type: 'string' },
+        rejected: { type: 'boolean' },
         json: { type: 'boolean' },
       },
       usage,
     );
+    if (values.rejected) {
+      if (values.follow || values.rollout || values.from) {
+        throw new UsageError(
+          `--rejected lists refused node events; it takes only --node and --json\nusage: ${usage}`,
+        );
+      }
+      const nodeId = checkId('node', values.node);
+      const records = await withNats(cliConfig(), async (nc) =>
+        listRejections(await openRejectionBucket(nc), nodeId),
+      );
+      for (const r of records)
+        process.stdout.write(values.json ? `${JSON.stringify(r)}\n` : `${formatRejection(r)}\n`);
+      if (!values.json && records.length === 0) process.stderr.write('no refused node events\n');
+      return 0;
+    }
     const rolloutId = checkId('rollout', values.rollout);
     const nodeId = checkId('node', values.node);
     const fromSeq = values.from === undefined ? 1 : Number(values.from);

@@ -1,6 +1,7 @@
 import Table from 'cli-table3';
 import { openEventLog } from '../../eventlog/index.ts';
 import { catchUp, loadProjection, openProjectionBucket, type NodeView } from '../../projection/index.ts';
+import { controlPlaneTrustedKeys } from '../../trust/index.ts';
 import { parseFlags, type Command } from '../command.ts';
 import { cliConfig, printJson, withNats } from '../context.ts';
 
@@ -13,11 +14,12 @@ export const fleet: Command = {
   async run(argv) {
     const { values } = parseFlags(argv, { json: { type: 'boolean' } }, usage);
     const config = cliConfig();
+    const trustedKeys = await controlPlaneTrustedKeys(config.home);
     const projection = await withNats(config, async (nc) => {
       const log = await openEventLog(nc);
       const kv = await openProjectionBucket(nc);
       // The stored projection may lag if no projector runs; the log is the truth, so catch up.
-      return catchUp(await loadProjection(kv), log);
+      return catchUp(await loadProjection(kv), log, { trustedKeys });
     });
     const nodes = [...projection.nodes.values()].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
     if (values.json) {

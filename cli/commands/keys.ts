@@ -196,6 +196,7 @@ export const keysRotate: Command = {
           announce: async (key) => {
             sent = await announceToFleet(
               nc,
+              config.home,
               { type: 'TrustKey', trustKeyId: key.keyId, publicKey: key.publicKeyPem },
               key.announcer,
               ttlMs,
@@ -254,7 +255,7 @@ export const keysRevoke: Command = {
     const config = cliConfig();
     const revocation = await keyring(() => revokeKey(config.home, keyId));
     const sent = await withNats(config, (nc) =>
-      announceToFleet(nc, { type: 'RevokeKey', revokeKeyId: keyId }, revocation.signer, ttlMs),
+      announceToFleet(nc, config.home, { type: 'RevokeKey', revokeKeyId: keyId }, revocation.signer, ttlMs),
     );
     if (values.json) {
       printJson({

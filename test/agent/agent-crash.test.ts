@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { catchUp, emptyProjection } from '../../projection/index.ts';
 import type { AgentState, NodeEvent } from '../../schema/index.ts';
+import { trustKeys } from '../../signing/index.ts';
 import { assertBootable, assertCommandEvents, assertSettled, watchJournal } from './crash-checks.ts';
 import { rng, startFleet, type Fleet, type TestAgent, type TestImage } from './harness.ts';
 
@@ -244,7 +245,9 @@ test(
 
     // The event log replayed from sequence 1 matches every node, and read whole it still holds
     // each command's steps once: a step a node took again after its trial was checked shows here.
-    const projection = await catchUp(emptyProjection(), fleet.log);
+    const projection = await catchUp(emptyProjection(), fleet.log, {
+      trustedKeys: trustKeys(fleet.key.publicKey),
+    });
     const byCommand = new Map<string, NodeEvent[]>();
     for await (const { event } of fleet.log.replay()) {
       const commandId = 'commandId' in event ? event.commandId : undefined;

@@ -24,6 +24,7 @@ import {
 } from '../../signing/index.ts';
 import { parseJournal } from '../../node-agent/journal.ts';
 import type { JournalData } from '../../node-agent/journal-data.ts';
+import { preauthorize } from '../helpers/enrol.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
 import { AgentProcess } from './agent-process.ts';
 import { EventWatch } from './event-watch.ts';
@@ -60,6 +61,8 @@ export interface AgentSpec {
   readonly env?: Readonly<Record<string, string>>;
   /** Written as the agent's --config file. */
   readonly config?: Record<string, unknown>;
+  /** Pre-authorise the node before it starts (default true); false starts it unenrolled. */
+  readonly enrol?: boolean;
 }
 
 /** One agent machine under test. */
@@ -156,6 +159,7 @@ export class Fleet {
   async addAgent(spec: AgentSpec): Promise<TestAgent> {
     const dataDir = join(this.root, 'nodes', spec.nodeId);
     await mkdir(dataDir, { recursive: true });
+    if (spec.enrol !== false) await preauthorize(this.nc, this.log, this.home, spec.nodeId, dataDir);
     const args = [
       '--node-id',
       spec.nodeId,

@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { JournalError } from '../../node-agent/errors.ts';
 import { openJournal } from '../../node-agent/journal.ts';
 import { nodeEvent } from '../../node-agent/events.ts';
+import { eventStamp } from '../../node-agent/event-signer.ts';
+import { nodePublicKey, verifyNodeEvent } from '../../signing/index.ts';
+import { newNodeIdentity } from '../../simulator/identity.ts';
 import { scratchDir } from './scratch.ts';
 
 const dir = () => scratchDir('slotflow-journal-');
@@ -73,5 +76,31 @@ test('journal - a journal from a newer agent or a damaged one is refused with wh
   await assert.rejects(
     openJournal(file),
     (err: Error) => err instanceof JournalError && /state/.test(err.message),
+  );
+});
+
+test('journal - events are numbered and signed as they enter the outbox; a reopened journal never reuses a number', async () => {
+  const file = join(await dir(), 'journal.json');
+  const identity = newNodeIdentity();
+  const key = { keyId: identity.keyId, key: nodePublicKey(identity.publicKey) };
+  const journal = await openJournal(file, undefined, eventStamp(identity));
+  const event = nodeEvent('n-1', 'NodeModeChanged', { mode: 'p2p', reason: 'test' });
+  const data = await journal.commit((d) => {
+    d.outbox.push(event);
+    d.handled.push({ commandId: 'r-1:n-1:upgrade', final: event });
+  });
+  const [signed] = data.outbox;
+  assert.equal(signed?.seq, 1);
+  assert.deepEqual(verifyNodeEvent(signed!, key), { ok: true });
+  assert.deepEqual(data.handled[0]?.final, signed, 'the finished-command record holds the signed copy');
+  assert.equal(await journal.reserveEventSeq(), 2, 'a heartbeat takes the next number');
+  const reopened = await openJournal(file, undefined, eventStamp(identity));
+  assert.equal(await reopened.reserveEventSeq(), 3, 'numbers survive a restart');
+  const again = await reopened.commit((d) => {
+    d.outbox.push(nodeEvent('n-1', 'NodeModeChanged', { mode: 'nats', reason: 'test' }));
+  });
+  assert.deepEqual(
+    again.outbox.map((e) => e.seq),
+    [1, 4],
   );
 });

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { openEventLog } from '../../eventlog/index.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
+import { initKeys, loadSigningKey } from '../../signing/index.ts';
+import { signedStory } from '../../simulator/identity.ts';
 import { rolloutStory } from '../fixtures/events.ts';
 
 let nats: NatsHandle;
@@ -18,9 +20,12 @@ before(async () => {
     SLOTFLOW_HOME: await mkdtemp(join(tmpdir(), 'slotflow-cli-')),
     SLOTFLOW_LOG_LEVEL: 'warn',
   };
+  // The nodes of the story are enrolled by the control plane whose keys are in SLOTFLOW_HOME.
+  await initKeys(env['SLOTFLOW_HOME']!);
+  const key = await loadSigningKey(env['SLOTFLOW_HOME']!);
   const nc = await nats.connect();
   const log = await openEventLog(nc);
-  for (const e of rolloutStory('r-cli')) await log.append(e);
+  for (const e of signedStory(rolloutStory('r-cli'), key)) await log.append(e);
   await nc.close();
 });
 after(() => nats?.stop());

@@ -10,7 +10,7 @@ import { createProcessGroup, type ProcessGroup } from '../../demo/processes.ts';
 import { writeDemoRootfs } from '../../demo/rootfs.ts';
 import { isAlive } from '../../stack/pids.ts';
 import { runCli } from '../helpers/cli.ts';
-import { nodeEnv, startE2eControlPlane, waitForFleet } from '../helpers/e2e-stack.ts';
+import { nodeEnv, preauthorizeAgent, startE2eControlPlane, waitForFleet } from '../helpers/e2e-stack.ts';
 
 let home: string;
 let env: Record<string, string>;
@@ -49,6 +49,7 @@ test('e2e - from stack up to finished rollouts, driven only through the CLI', as
       '1.0.0',
     ];
     if (nodeId === 'e2e-4') args.push('--health-check', 'app-ready=false');
+    await preauthorizeAgent(env, nodeId, join(home, 'agents', nodeId));
     // Each agent speaks with its own NATS credentials: only its own events and commands.
     group.start(nodeId, args, await nodeEnv(stack, env, nodeId), join(home, `${nodeId}.log`));
   }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createProcessGroup, type ProcessGroup } from '../../demo/processes.ts';
 import { runCli } from '../helpers/cli.ts';
-import { startE2eControlPlane, waitForFleet } from '../helpers/e2e-stack.ts';
+import { startE2eControlPlane, waitForFleet, preauthorizeAgent } from '../helpers/e2e-stack.ts';
 import {
   readFromExt4,
   removePulledImages,
@@ -90,6 +90,7 @@ test('e2e oci - pushed images rolled out by digest and by tag; a wrong digest re
     const args = ['agent', '--node-id', nodeId, '--data-dir', join(home, 'agents', nodeId)];
     args.push('--labels', `site=oci,slot=${i}`, '--slot-driver', 'file', '--reboot', 'simulate');
     args.push('--trusted-keys', join(home, 'keys'), '--initial-version', '1.0.0');
+    await preauthorizeAgent(env, nodeId, join(home, 'agents', nodeId));
     group.start(nodeId, args, env, join(home, `${nodeId}.log`));
   }
   await waitForFleet(env, nodes.length);

@@ -38,9 +38,10 @@ import { pickFreePorts } from '../../stack/index.ts';
 import { AgentProcess } from '../agent/agent-process.ts';
 import { COMMITTED_UPGRADE } from '../agent/crash-checks.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { preauthorize } from '../helpers/enrol.ts';
 import { checkRolloutSends } from '../helpers/histories.ts';
 import { publishImage, waitForStatus } from '../helpers/rollouts.ts';
-import { cleanupDirs, testLog, tempDir, LOOPBACK, writeEnrolment } from '../p2p/helpers.ts';
+import { cleanupDirs, testLog, tempDir, LOOPBACK } from '../p2p/helpers.ts';
 import { tearDown } from '../helpers/teardown.ts';
 
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
@@ -127,11 +128,16 @@ before(async () => {
   const addrs = NODES.map((_, i) => `/ip4/127.0.0.1/tcp/${ports[i]}`);
   meshKeyFile = meshKeyPath(plane.home);
   await createMeshKey(meshKeyFile);
-  const signingKey = await loadSigningKey(plane.home);
   for (const [i, nodeId] of NODES.entries()) {
     const dataDir = join(root, 'nodes', nodeId);
     await mkdir(dataDir, { recursive: true });
-    const { peerId } = await writeEnrolment(dataDir, nodeId, signingKey);
+    const { peerId } = await preauthorize(
+      plane.nc,
+      await openEventLog(plane.nc),
+      plane.home,
+      nodeId,
+      dataDir,
+    );
     const config = {
       p2p: {
         listen: [addrs[i]],
@@ -266,7 +272,7 @@ test('p2p e2e - NATS dies after the canary; the site finishes the rollout peer t
   // Every node registered, the isolated one through a peer that relays its events.
   const events = await openEventLog(plane.nc);
   await until('nine registered nodes in the projection', 90_000, async () => {
-    const p = await catchUp(emptyProjection(), events);
+    const p = await catchUp(emptyProjection(), events, { trustedKeys: plane.trustedKeys });
     return NODES.every((n) => p.nodes.has(n)) ? true : undefined;
   });
 
@@ -411,7 +417,7 @@ test('p2p e2e - NATS dies after the canary; the site finishes the rollout peer t
   }
 
   // The projection shows every node's final state.
-  const projection = await catchUp(emptyProjection(), fresh);
+  const projection = await catchUp(emptyProjection(), fresh, { trustedKeys: plane.trustedKeys });
   const view = projection.rollouts.get(ROLLOUT);
   assert.equal(view?.status, 'succeeded');
   for (const nodeId of NODES) {

@@ -26,7 +26,7 @@ import { IMAGES_BUCKET } from '../../schema/index.ts';
 import { createRaucMachine, createRaucPki, raucMissing, type RaucMachine } from '../agent/rauc-machine.ts';
 import { runCli } from '../helpers/cli.ts';
 import { pushRootfs } from '../helpers/oci-images.ts';
-import { startE2eControlPlane, waitForFleet } from '../helpers/e2e-stack.ts';
+import { preauthorizeAgent, startE2eControlPlane, waitForFleet } from '../helpers/e2e-stack.ts';
 
 const skip = (await raucMissing()) ?? false;
 const COMPATIBLE = 'slotflow-e2e';
@@ -155,6 +155,7 @@ test(
         ...['--initial-version', '1.0.0'],
         ...(health === 'bad' ? ['--health-check', 'app-ready=false'] : []),
       ];
+      await preauthorizeAgent(env, nodeId, join(m.dir, 'agent'));
       powerSupplies.push(powerSupply(m, nodeId, args));
     }
     const [good, bad] = machines as [RaucMachine, RaucMachine];

@@ -43,6 +43,7 @@ test('temporal ui - the rollout and its node workflows are listed, and a node hi
   fleet = await startSimulatedFleet({
     nc: plane.nc,
     trustedKeys: plane.trustedKeys,
+    controlPlaneKey: plane.key,
     nodes: [1, 2, 3].map((i) => ({ nodeId: `ui-${i}`, labels: { site: 'ui' } })),
   });
   const handle = await startRollout(plane.client, {

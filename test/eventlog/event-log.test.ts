@@ -11,10 +11,20 @@ import {
   projectionToJson,
 } from '../../projection/index.ts';
 import { createLogger } from '../../runtime/log.ts';
-import { COMMANDS_STREAM, EVENTS_STREAM, rolloutEventsFilter, SchemaError } from '../../schema/index.ts';
+import {
+  COMMANDS_STREAM,
+  DomainEvent,
+  EVENTS_STREAM,
+  eventSubject,
+  rolloutEventsFilter,
+  SchemaError,
+} from '../../schema/index.ts';
+import { signedStory } from '../../simulator/identity.ts';
+import { SignedFleet } from '../helpers/signed-events.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
 import { rolloutStory } from '../fixtures/events.ts';
 
+const signer = new SignedFleet();
 let nats: NatsHandle;
 let nc: NatsConnection;
 let log: EventLog;
@@ -130,13 +140,23 @@ test('event log - a garbage message in the stream is skipped and reported on rep
 
 test('projection - replaying from sequence 1 gives exactly the live projection', async () => {
   const kv = await openProjectionBucket(nc);
-  const projector = createProjector({ log, kv, logger: createLogger('test:projector') });
+  const projector = createProjector({
+    log,
+    kv,
+    logger: createLogger('test:projector'),
+    trustedKeys: signer.trustedKeys,
+  });
   await projector.start();
   try {
     // Live: events arrive while the projector runs, including a re-sent duplicate.
-    const story = rolloutStory('r-live');
+    const story = signedStory(rolloutStory('r-live'), signer.key);
     for (const e of story) await log.append(e);
     await log.append(story[3]!);
+    // The same signed event again under a new Nats-Msg-Id: a replay, kept out of both.
+    const replayed = story.find((e) => e.type === 'UpgradeCommitted')!;
+    await log.js.publish(eventSubject(DomainEvent.parse(replayed)), JSON.stringify(replayed), {
+      msgID: `${replayed.id}-again`,
+    });
     const last = await log.lastSeq();
     await projector.waitForSeq(last);
     const stored = projectionToJson(await loadProjection(kv));
@@ -144,9 +164,15 @@ test('projection - replaying from sequence 1 gives exactly the live projection',
     assert.equal(stored.rollouts['r-live']?.status, 'paused');
 
     // Replay from sequence 1 into a fresh projection: identical to the live one.
-    const replayed = emptyProjection();
-    for await (const { seq, event } of log.replay({ fromSeq: 1 })) applyEvent(replayed, seq, event);
-    assert.deepEqual(projectionToJson(replayed), stored);
+    const fresh = emptyProjection();
+    const refused: string[] = [];
+    const trust = {
+      trustedKeys: signer.trustedKeys,
+      onRefused: (r: { reason: string }) => refused.push(r.reason),
+    };
+    for await (const { seq, event } of log.replay({ fromSeq: 1 })) applyEvent(fresh, seq, event, trust);
+    assert.deepEqual(projectionToJson(fresh), stored);
+    assert.ok(refused.includes('replayed'), `the replay was refused (${refused.join(', ')})`);
 
     // Rebuild replaces the stored projection from sequence 1 and lands on the same state.
     await kv.put('node.stale-node', JSON.stringify({ nodeId: 'stale-node' }));

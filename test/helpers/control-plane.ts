@@ -8,7 +8,13 @@ import type { Client } from '@temporalio/client';
 import { loadConnectionConfig } from '../../runtime/config.ts';
 import { createLogger } from '../../runtime/log.ts';
 import type { ConnectionConfig } from '../../schema/index.ts';
-import { initKeys, loadSigningKey, trustKeys, type TrustedKeys } from '../../signing/index.ts';
+import {
+  initKeys,
+  loadSigningKey,
+  trustKeys,
+  type SigningKey,
+  type TrustedKeys,
+} from '../../signing/index.ts';
 import { startWorker, type RunningWorker } from '../../workers/worker.ts';
 import { startStack, type StackHandle } from './servers.ts';
 import { tearDown } from './teardown.ts';
@@ -21,6 +27,8 @@ export interface ControlPlane {
   readonly client: Client;
   readonly nc: NatsConnection;
   readonly trustedKeys: TrustedKeys;
+  /** The control plane's signing key (enrols simulated nodes). */
+  readonly key: SigningKey;
   worker: RunningWorker | undefined;
   startWorker(): Promise<RunningWorker>;
   stopWorker(): Promise<void>;
@@ -47,6 +55,7 @@ export async function startControlPlane({ worker = true }: { worker?: boolean } 
     client,
     nc,
     trustedKeys: trustKeys(key.publicKey),
+    key,
     worker: undefined,
     async startWorker() {
       plane.worker = await startWorker({ config, logger });

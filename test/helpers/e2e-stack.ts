@@ -74,3 +74,13 @@ export async function waitForFleet(env: Record<string, string>, count: number): 
     await sleep(500);
   }
 }
+
+/** Pre-authorises an agent through the CLI (`slotflow node preauthorize`) before it first starts. */
+export async function preauthorizeAgent(
+  env: Record<string, string>,
+  nodeId: string,
+  dataDir: string,
+): Promise<void> {
+  const r = await runCli(['node', 'preauthorize', '--node-id', nodeId, '--data-dir', dataDir, '--json'], env);
+  assert.equal(r.code, 0, `node preauthorize ${nodeId}: ${r.stderr}`);
+}

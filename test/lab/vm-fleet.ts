@@ -8,6 +8,7 @@ import type { Client } from '@temporalio/client';
 import { openEventLog } from '../../eventlog/index.ts';
 import { startLabFleet, type LabFleet, type LabFleetNode } from '../../lab/fleet.ts';
 import { keysDir } from '../../signing/index.ts';
+import { acceptWhenPending, localAuthority } from '../../trust/index.ts';
 import { TASK_QUEUE } from '../../workflows/definitions.ts';
 import type { imageBuildWorkflow } from '../../workflows/image-build.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
@@ -51,6 +52,9 @@ export async function waitForAgents(
   for (const vm of fleet.vms) {
     await vm.waitFor(/"msg":"connected to NATS"/, { timeoutMs: 600_000 });
   }
+  // The VMs make their keys on first boot and ask to be enrolled; accept them as an operator would.
+  const log = await openEventLog(plane.nc);
+  await acceptWhenPending(await localAuthority(plane.nc, log, plane.home, 'lab'), nodes);
   const deadline = Date.now() + 120_000;
   for (;;) {
     const seen = new Set<string>();

@@ -12,7 +12,9 @@ import {
   projectionToJson,
 } from '../../projection/index.ts';
 import { createLogger } from '../../runtime/log.ts';
+import { signedStory } from '../../simulator/identity.ts';
 import { rolloutStory } from '../fixtures/events.ts';
+import { SignedFleet } from '../helpers/signed-events.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
 
 let nats: NatsHandle;
@@ -20,6 +22,8 @@ let nc: NatsConnection;
 let log: EventLog;
 const logger = createLogger('test:projector');
 logger.level = 'silent';
+const signer = new SignedFleet();
+const trustedKeys = signer.trustedKeys;
 
 before(async () => {
   nats = await startNats();
@@ -53,19 +57,19 @@ function recordingKv(kv: KV, puts: string[], refuse?: { key: string; refused: bo
 }
 
 test('projector - a backlog is written once per changed view, then its sequence', async () => {
-  const story = rolloutStory('r-backlog');
+  const story = signedStory(rolloutStory('r-backlog'), signer.key);
   await log.appendBatch(story);
   const last = await log.lastSeq();
   const puts: string[] = [];
   const kv = recordingKv(await openProjectionBucket(nc, 'projection_backlog'), puts);
-  const projector = createProjector({ log, kv, logger });
+  const projector = createProjector({ log, kv, logger, trustedKeys });
   await projector.start();
   try {
     await projector.waitForSeq(last);
-    // One batch: three nodes and one rollout, each written once for the story's events, meta last.
+    // One batch: three nodes (view and trust entry) and one rollout, each written once, meta last.
     assert.deepEqual(
       puts.slice(0, -1).sort(),
-      ['node.n-1', 'node.n-2', 'node.n-3', 'rollout.r-backlog'].sort(),
+      ['node.n-1', 'node.n-2', 'node.n-3', 'rollout.r-backlog', 'trust.n-1', 'trust.n-2', 'trust.n-3'].sort(),
     );
     assert.equal(puts.at(-1), 'meta');
     assert.ok(story.length > puts.length, `${story.length} events, ${puts.length} puts`);
@@ -79,10 +83,10 @@ test('projector - a backlog is written once per changed view, then its sequence'
 test('projector - a failed write is retried with every view its batch changed', async () => {
   const refuse = { key: 'rollout.r-retry', refused: false };
   const kv = recordingKv(await openProjectionBucket(nc, 'projection_retry'), [], refuse);
-  const projector = createProjector({ log, kv, logger });
+  const projector = createProjector({ log, kv, logger, trustedKeys });
   await projector.start();
   try {
-    await log.appendBatch(rolloutStory('r-retry'));
+    await log.appendBatch(signedStory(rolloutStory('r-retry'), signer.key));
     const last = await log.lastSeq();
     await projector.waitForSeq(last, 20_000);
     assert.ok(refuse.refused, 'the rollout view was refused once');

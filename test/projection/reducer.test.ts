@@ -2,13 +2,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DomainEvent } from '../../schema/index.ts';
 import { applyEvent, emptyProjection, projectionToJson } from '../../projection/index.ts';
+import { signedStory } from '../../simulator/identity.ts';
 import { rolloutStory } from '../fixtures/events.ts';
+import { SignedFleet } from '../helpers/signed-events.ts';
 
-const story = rolloutStory().map((e) => DomainEvent.parse(e));
+const fleet = new SignedFleet();
+const trust = { trustedKeys: fleet.trustedKeys };
+const story = signedStory(rolloutStory(), fleet.key).map((e) => DomainEvent.parse(e));
 
 test('reducer - a rollout story gives each node its final version, slot and phase', () => {
   const p = emptyProjection();
-  story.forEach((e, i) => applyEvent(p, i + 1, e));
+  story.forEach((e, i) => applyEvent(p, i + 1, e, trust));
   const n1 = p.nodes.get('n-1');
   const n3 = p.nodes.get('n-3');
   assert.equal(n1?.version, '1.1.0');
@@ -33,12 +37,12 @@ test('reducer - a rollout story gives each node its final version, slot and phas
 
 test('reducer - re-delivered sequences change nothing', () => {
   const once = emptyProjection();
-  story.forEach((e, i) => applyEvent(once, i + 1, e));
+  story.forEach((e, i) => applyEvent(once, i + 1, e, trust));
   const twice = emptyProjection();
-  story.forEach((e, i) => applyEvent(twice, i + 1, e));
+  story.forEach((e, i) => applyEvent(twice, i + 1, e, trust));
   story.forEach((e, i) => {
-    const changes = applyEvent(twice, i + 1, e);
-    assert.deepEqual(changes, { nodes: [], rollouts: [] });
+    const changes = applyEvent(twice, i + 1, e, trust);
+    assert.deepEqual(changes, { nodes: [], rollouts: [], trust: [] });
   });
   assert.deepEqual(projectionToJson(twice), projectionToJson(once));
 });
@@ -56,19 +60,24 @@ test('reducer - events of an unregistered node are not projected', () => {
       nodeId: 'ghost',
       slot: 'b',
     }),
+    trust,
   );
   assert.deepEqual(changes.nodes, []);
   assert.equal(p.nodes.size, 0);
   assert.equal(p.lastSeq, 1);
 });
 
-test('reducer - a node carries the peer id of its latest registration', () => {
+test("reducer - a node's peer id comes from its enrolment, never from what its registration announces", () => {
   const p = emptyProjection();
+  const nodes = new SignedFleet();
+  const t = { trustedKeys: nodes.trustedKeys };
+  applyEvent(p, 1, nodes.enrol('n-p2p'), t);
+  const enrolled = nodes.identities.get('n-p2p')!.peerId;
   const registered = (seq: number, peerId?: string) =>
     applyEvent(
       p,
       seq,
-      DomainEvent.parse({
+      nodes.sign({
         v: 1,
         id: `reg-${seq}`,
         at: `2026-11-22T10:00:0${seq}.000Z`,
@@ -80,33 +89,35 @@ test('reducer - a node carries the peer id of its latest registration', () => {
         agentVersion: '0.1.0',
         ...(peerId ? { peerId } : {}),
       }),
+      t,
     );
-  registered(1, '12D3KooWFirst');
-  assert.equal(p.nodes.get('n-p2p')?.peerId, '12D3KooWFirst');
+  registered(2, '12D3KooWRogue');
+  assert.equal(p.nodes.get('n-p2p')?.peerId, enrolled, 'the enrolled key, not the announced peer id');
   applyEvent(
     p,
-    2,
-    DomainEvent.parse({
+    3,
+    nodes.sign({
       v: 1,
-      id: 'hb-2',
-      at: '2026-11-22T10:00:02.000Z',
+      id: 'hb-3',
+      at: '2026-11-22T10:00:03.000Z',
       type: 'NodeHeartbeat',
       nodeId: 'n-p2p',
       version: '1.0.0',
       activeSlot: 'a',
       state: 'idle',
     }),
+    t,
   );
-  assert.equal(p.nodes.get('n-p2p')?.peerId, '12D3KooWFirst', 'other events keep it');
-  registered(3, '12D3KooWSecond');
-  assert.equal(p.nodes.get('n-p2p')?.peerId, '12D3KooWSecond');
+  assert.equal(p.nodes.get('n-p2p')?.peerId, enrolled, 'other events keep it');
   registered(4);
   assert.equal(p.nodes.get('n-p2p')?.peerId, undefined, 'an agent without libp2p has no binding');
+  registered(5, '12D3KooWAnother');
+  assert.equal(p.nodes.get('n-p2p')?.peerId, enrolled);
 });
 
 test('reducer - a rollout remembers the OCI image its slot image was converted from', () => {
   const p = emptyProjection();
-  story.forEach((e, i) => applyEvent(p, i + 1, e));
+  story.forEach((e, i) => applyEvent(p, i + 1, e, trust));
   const ociDigest = `sha256:${'1'.repeat(64)}`;
   const digest = `sha256:${'2'.repeat(64)}`;
   applyEvent(
@@ -123,6 +134,7 @@ test('reducer - a rollout remembers the OCI image its slot image was converted f
       digest,
       format: 'ext4',
     }),
+    trust,
   );
   const r = p.rollouts.get('r-1');
   assert.equal(r?.imageDigest, digest);
@@ -131,10 +143,13 @@ test('reducer - a rollout remembers the OCI image its slot image was converted f
 
 test('reducer - a node carries what its slot driver installs, from its registration', () => {
   const p = emptyProjection();
+  const nodes = new SignedFleet();
+  const t = { trustedKeys: nodes.trustedKeys };
+  applyEvent(p, 1, nodes.enrol('n-kairos'), t);
   applyEvent(
     p,
-    1,
-    DomainEvent.parse({
+    2,
+    nodes.sign({
       v: 1,
       id: 'reg-installs',
       at: '2026-11-22T10:00:00.000Z',
@@ -146,6 +161,7 @@ test('reducer - a node carries what its slot driver installs, from its registrat
       agentVersion: '0.1.0',
       installs: ['oci'],
     }),
+    t,
   );
   assert.deepEqual(p.nodes.get('n-kairos')?.installs, ['oci']);
 });

@@ -5,6 +5,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { openEventLog, type EventLog } from '../../eventlog/index.ts';
 import type { NodeUpgradeInput, nodeUpgradeWorkflow } from '../../workflows/node-upgrade.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { signingLog } from '../helpers/signed-events.ts';
 import { activitiesOf } from '../helpers/histories.ts';
 import { upgradeEvents } from '../helpers/node-events.ts';
 import { startNodeWorkflow, waitForPhase } from '../helpers/node-workflows.ts';
@@ -15,7 +16,8 @@ const digest = `sha256:${'b'.repeat(64)}`;
 
 before(async () => {
   plane = await startControlPlane();
-  log = await openEventLog(plane.nc);
+  // Node events in these tests come from enrolled nodes, signed.
+  log = signingLog(await openEventLog(plane.nc), plane.key);
 });
 after(() => plane?.stop());
 

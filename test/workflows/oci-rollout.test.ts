@@ -11,6 +11,7 @@ import { startRollout } from '../../cli/rollout-client.ts';
 import { openEventLog, type EventLog } from '../../eventlog/index.ts';
 import { COMMANDS_STREAM, SignedCommand, commandSubject } from '../../schema/index.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { signingLog } from '../helpers/signed-events.ts';
 import { upgradeEvents } from '../helpers/node-events.ts';
 import { pushRootfs, writeBusyboxRootfs } from '../helpers/oci-images.ts';
 import { rolloutEvents, waitForStatus } from '../helpers/rollouts.ts';
@@ -24,7 +25,8 @@ let pushed: PushedImage;
 
 before(async () => {
   [plane, registry] = await Promise.all([startControlPlane(), startRegistry()]);
-  log = await openEventLog(plane.nc);
+  // Node events in these tests come from enrolled nodes, signed.
+  log = signingLog(await openEventLog(plane.nc), plane.key);
   work = await mkdtemp(join(tmpdir(), 'slotflow-oci-wf-'));
   const rootfs = await writeBusyboxRootfs(join(work, 'rootfs'), '2.0.0');
   pushed = await pushRootfs(rootfs, `${registry.address}/test/kairos:2.0.0`);

@@ -9,6 +9,7 @@ import { openEventLog, type EventLog } from '../../eventlog/index.ts';
 import { nodeProgressQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { NodeUpgradeResult } from '../../workflows/node-upgrade.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { signingLog } from '../helpers/signed-events.ts';
 import { activitiesOf } from '../helpers/histories.ts';
 import { upgradeEvents } from '../helpers/node-events.ts';
 import { waitForStatus } from '../helpers/rollouts.ts';
@@ -22,7 +23,8 @@ const UNREACHABLE = 'waiting for the node to accept (node unreachable; it may be
 
 before(async () => {
   plane = await startControlPlane();
-  log = await openEventLog(plane.nc);
+  // Node events in these tests come from enrolled nodes, signed.
+  log = signingLog(await openEventLog(plane.nc), plane.key);
 });
 after(() => plane?.stop());
 

@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { vouchedPeerId } from '../../activities/plan.ts';
-import type { NodeView } from '../../projection/index.ts';
 import { initKeys, loadSigningKey, trustKeys } from '../../signing/index.ts';
 import { issueEnrolment, nodeIdentityFromPeerKey } from '../../signing/node-identity.ts';
 import { cleanupDirs, tempDir } from '../p2p/helpers.ts';
@@ -11,22 +10,6 @@ async function controlPlane() {
   const home = await tempDir('slotflow-plan-pins-');
   await initKeys(home);
   return loadSigningKey(home);
-}
-
-function registered(nodeId: string, extra: Partial<NodeView>): NodeView {
-  const at = new Date().toISOString();
-  return {
-    nodeId,
-    labels: {},
-    version: '1.0.0',
-    activeSlot: 'a',
-    state: 'idle',
-    mode: 'nats',
-    registeredAt: at,
-    lastSeenAt: at,
-    seq: 1,
-    ...extra,
-  };
 }
 
 test('plan pins - a node is pinned only to the peer its enrolment certificate vouches for', async (t) => {
@@ -38,29 +21,34 @@ test('plan pins - a node is pinned only to the peer its enrolment certificate vo
   const cert = issueEnrolment({ nodeId: 'n-1', publicKey: node.publicKey }, key);
 
   assert.equal(
-    vouchedPeerId('n-1', registered('n-1', { peerId: node.peerId, enrolment: cert }), trusted),
+    vouchedPeerId('n-1', { peerId: node.peerId }, { status: 'enrolled', certificate: cert }, trusted),
     node.peerId,
   );
   assert.equal(
-    vouchedPeerId('n-1', registered('n-1', { peerId: node.peerId }), trusted),
+    vouchedPeerId('n-1', { peerId: node.peerId }, { status: 'enrolled' }, trusted),
     undefined,
     'no certificate',
   );
   assert.equal(
-    vouchedPeerId('n-1', registered('n-1', { peerId: other.peerId, enrolment: cert }), trusted),
+    vouchedPeerId('n-1', { peerId: other.peerId }, { status: 'enrolled', certificate: cert }, trusted),
     undefined,
     'a peer id the certificate does not name',
   );
   assert.equal(
-    vouchedPeerId('n-2', registered('n-2', { peerId: node.peerId, enrolment: cert }), trusted),
+    vouchedPeerId('n-2', { peerId: node.peerId }, { status: 'enrolled', certificate: cert }, trusted),
     undefined,
     'another node’s certificate',
   );
   const forged = issueEnrolment({ nodeId: 'n-1', publicKey: node.publicKey }, await controlPlane());
   assert.equal(
-    vouchedPeerId('n-1', registered('n-1', { peerId: node.peerId, enrolment: forged }), trusted),
+    vouchedPeerId('n-1', { peerId: node.peerId }, { status: 'enrolled', certificate: forged }, trusted),
     undefined,
     'signed by a key the control plane does not trust',
   );
-  assert.equal(vouchedPeerId('n-1', undefined, trusted), undefined);
+  assert.equal(
+    vouchedPeerId('n-1', { peerId: node.peerId }, { status: 'revoked', certificate: cert }, trusted),
+    undefined,
+    'a revoked node',
+  );
+  assert.equal(vouchedPeerId('n-1', undefined, undefined, trusted), undefined);
 });

@@ -12,6 +12,7 @@ import { openEventLog } from '../../eventlog/index.ts';
 import { startSimulatedFleet, type SimulatedNodeSpec } from '../../simulator/fleet.ts';
 import { approveUpdate, nodeWorkflowId, resumeUpdate } from '../../workflows/definitions.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { signingLog } from '../helpers/signed-events.ts';
 import {
   HISTORIES_DIR,
   historyToObject,
@@ -42,7 +43,12 @@ async function fleet(
     labels: { site },
     behavior: behaviors[i] ?? 'ok',
   }));
-  return startSimulatedFleet({ nc: plane.nc, trustedKeys: plane.trustedKeys, nodes });
+  return startSimulatedFleet({
+    nc: plane.nc,
+    trustedKeys: plane.trustedKeys,
+    controlPlaneKey: plane.key,
+    nodes,
+  });
 }
 
 const SCENARIOS: Record<string, Scenario> = {
@@ -152,7 +158,7 @@ const SCENARIOS: Record<string, Scenario> = {
       "a node workflow whose write limit passes while NATS is down; it waits and finishes once it's back",
     async run(plane) {
       const digest = `sha256:${'b'.repeat(64)}`;
-      const log = await openEventLog(plane.nc);
+      const log = signingLog(await openEventLog(plane.nc), plane.key);
       const handle = await startNodeWorkflow(plane.client, {
         rolloutId: 'rec-outage',
         nodeId: 'rec-out-1',

@@ -4,27 +4,30 @@ import type { Subscription } from '@nats-io/nats-core';
 import { openEventLog, type EventLog } from '../../eventlog/index.ts';
 import { startRollout } from '../../cli/rollout-client.ts';
 import { EVENTS_STREAM, PLANS_STREAM, planSubject, type RolloutPlan } from '../../schema/index.ts';
-import { generateKeyPair } from '@libp2p/crypto/keys';
-import { loadSigningKey, verifyPlan } from '../../signing/index.ts';
-import { issueEnrolment, nodeIdentityFromPeerKey } from '../../signing/node-identity.ts';
+import { verifyPlan } from '../../signing/index.ts';
+import { createRejectionRecorder, startTrustGate } from '../../trust/index.ts';
 import { startSimulatedFleet, type SimulatedFleet, type SimulatedNodeSpec } from '../../simulator/fleet.ts';
 import { createLogger } from '../../runtime/log.ts';
 import { BRIDGE_CONSUMER, startEventBridge } from '../../workers/event-bridge.ts';
 import { commandIdFor, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { NodeUpgradeResult } from '../../workflows/node-upgrade.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { signingLog } from '../helpers/signed-events.ts';
 import { upgradeEvents } from '../helpers/node-events.ts';
 import { publishImage, waitForStatus } from '../helpers/rollouts.ts';
 
 let plane: ControlPlane;
 let log: EventLog;
+let raw: EventLog;
 let digest: string;
 const fleets: SimulatedFleet[] = [];
 const subscriptions: Subscription[] = [];
 
 before(async () => {
   plane = await startControlPlane();
-  log = await openEventLog(plane.nc);
+  // Node events in these tests come from enrolled nodes, signed.
+  raw = await openEventLog(plane.nc);
+  log = signingLog(raw, plane.key);
   digest = await publishImage(plane.client, '2.0.0');
 });
 after(async () => {
@@ -34,7 +37,12 @@ after(async () => {
 });
 
 async function fleet(nodes: SimulatedNodeSpec[]): Promise<SimulatedFleet> {
-  const f = await startSimulatedFleet({ nc: plane.nc, trustedKeys: plane.trustedKeys, nodes });
+  const f = await startSimulatedFleet({
+    nc: plane.nc,
+    trustedKeys: plane.trustedKeys,
+    controlPlaneKey: plane.key,
+    nodes,
+  });
   fleets.push(f);
   return f;
 }
@@ -70,25 +78,21 @@ test('rollout plan - each wave signs a plan up to the next approval; a node that
     // pp-2 never answers over NATS: it upgrades "peer to peer" and its outbox flushes later.
     { nodeId: 'pp-2', labels: { site: 'pp' }, behavior: 'silent' },
   ]);
-  // pp-1 runs a libp2p peer under an enrolment certificate: the plan pins it to that peer.
-  const pp1 = nodeIdentityFromPeerKey(await generateKeyPair('Ed25519'));
-  const enrolment = issueEnrolment(
-    { nodeId: 'pp-1', publicKey: pp1.publicKey },
-    await loadSigningKey(plane.home),
+  const pp1 = f.identities.get('pp-1')!;
+  await raw.append(
+    pp1.sign({
+      v: 1,
+      id: 'pp-1.registered.p2p',
+      at: new Date().toISOString(),
+      type: 'NodeRegistered',
+      nodeId: 'pp-1',
+      labels: { site: 'pp' },
+      version: '1.0.0',
+      activeSlot: 'a',
+      agentVersion: 'simulated',
+      peerId: '12D3KooWPeerOfPp1',
+    }),
   );
-  await log.append({
-    v: 1,
-    id: 'pp-1.registered.p2p',
-    at: new Date().toISOString(),
-    type: 'NodeRegistered',
-    nodeId: 'pp-1',
-    labels: { site: 'pp' },
-    version: '1.0.0',
-    activeSlot: 'a',
-    agentVersion: 'simulated',
-    peerId: pp1.peerId,
-    enrolment,
-  });
   const plans = watchPlans('r-plan');
   const handle = await startRollout(plane.client, {
     id: 'r-plan',
@@ -118,7 +122,8 @@ test('rollout plan - each wave signs a plan up to the next approval; a node that
   const first = await latestPlan('r-plan');
   assert.equal(first.firstWave, 0);
   assert.deepEqual(first.waves, [['pp-1']]);
-  assert.deepEqual(first.peerIds, { 'pp-1': pp1.peerId });
+  // Pinned to the peer id of pp-1's enrolled key, not the one its registration announced.
+  assert.deepEqual(first.peerIds, { 'pp-1': pp1.identity.peerId });
   assert.equal(first.manifestDigest, digest);
   assert.equal(first.maxUnavailable, 1);
   assert.deepEqual(first.failureThreshold, { type: 'count', count: 1 });
@@ -252,8 +257,15 @@ test('event bridge - a consumer made with a cap on pending acks is updated to ho
   await log.jsm.consumers.update(EVENTS_STREAM, BRIDGE_CONSUMER, { max_ack_pending: 4096 });
   const logger = createLogger('test:bridge');
   logger.level = 'warn';
-  const bridge = await startEventBridge({ log, client: plane.client, logger });
+  const gate = startTrustGate({
+    log,
+    trustedKeys: plane.trustedKeys,
+    recorder: createRejectionRecorder(undefined, logger),
+    logger,
+  });
+  const bridge = await startEventBridge({ log, client: plane.client, logger, gate });
   await bridge.stop();
+  await gate.stop();
   const info = await log.jsm.consumers.info(EVENTS_STREAM, BRIDGE_CONSUMER);
   assert.equal(info.config.max_ack_pending, -1);
   assert.equal(info.config.max_deliver, -1);

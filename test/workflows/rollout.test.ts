@@ -47,7 +47,13 @@ async function fleet(
     labels: { site },
     behavior: behaviors[i] ?? 'ok',
   }));
-  const f = await startSimulatedFleet({ nc: plane.nc, trustedKeys: plane.trustedKeys, nodes, stepDelayMs });
+  const f = await startSimulatedFleet({
+    nc: plane.nc,
+    trustedKeys: plane.trustedKeys,
+    controlPlaneKey: plane.key,
+    nodes,
+    stepDelayMs,
+  });
   fleets.push(f);
   return f;
 }
@@ -110,7 +116,9 @@ test('rollout - three waves over six nodes complete, each node upgraded once, ev
   }
 
   // The workflow's status and the projection built from the events agree.
-  const projection = await catchUp(emptyProjection(), await openEventLog(plane.nc));
+  const projection = await catchUp(emptyProjection(), await openEventLog(plane.nc), {
+    trustedKeys: plane.trustedKeys,
+  });
   const view = projection.rollouts.get('r-waves');
   assert.equal(view?.status, 'succeeded');
   for (const [nodeId, node] of Object.entries(result.nodes)) {

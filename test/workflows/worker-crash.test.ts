@@ -49,6 +49,7 @@ test('worker crash - SIGKILL mid-wave and a restart: the rollout completes and n
   const f = await startSimulatedFleet({
     nc: plane.nc,
     trustedKeys: plane.trustedKeys,
+    controlPlaneKey: plane.key,
     nodes,
     stepDelayMs: 120,
   });

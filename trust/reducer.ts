@@ -1,0 +1,198 @@
+import type { KeyObject } from 'node:crypto';
+import {
+  isNodeEvent,
+  isTrustEvent,
+  type DomainEvent,
+  type EnrolmentCertificate,
+  type Labels,
+  type NodeEvent,
+  type RejectionReason,
+  type TrustEvent,
+} from '../schema/index.ts';
+import {
+  checkTrustEvent,
+  keyIdOf,
+  nodePublicKey,
+  peerIdOfPublicKey,
+  verifyEnrolment,
+  verifyNodeEvent,
+  type TrustedKeys,
+} from '../signing/index.ts';
+import { acceptSeq, EMPTY_WINDOW, type ReplayWindow } from './replay-window.ts';
+
+/** Where a node stands with the control plane (Mender's device authorization states). */
+export type TrustStatus = 'pending' | 'enrolled' | 'rejected' | 'revoked';
+
+/** What the control plane knows of one node's identity; plain data, stored with the projection. */
+export interface NodeTrust {
+  nodeId: string;
+  status: TrustStatus;
+  /** The node's raw ed25519 public key (base64): enrolled, or presented in its request. */
+  publicKey: string;
+  keyId: string;
+  /** The libp2p peer id that follows from the key. */
+  peerId: string;
+  /** Labels the node asked to be enrolled with. */
+  labels?: Labels | undefined;
+  how?: 'preauthorized' | 'accepted' | undefined;
+  certificate?: EnrolmentCertificate | undefined;
+  requestedAt?: string | undefined;
+  /** When the current status was decided (event time) and where in the log. */
+  since: string;
+  sinceSeq: number;
+  /** Anti-replay state of the node's signed event numbers. */
+  window: ReplayWindow;
+  /** Stream sequence of the last event that changed this entry (a stored copy reflects it). */
+  appliedSeq?: number | undefined;
+}
+
+/** Every node the trust authority has heard of, by id. */
+export interface TrustState {
+  nodes: Map<string, NodeTrust>;
+}
+
+export function emptyTrustState(): TrustState {
+  return { nodes: new Map() };
+}
+
+/** The outcome for one event: let it through, or why it is refused. */
+export type TrustVerdict =
+  | { readonly ok: true; readonly changed: boolean }
+  | { readonly ok: false; readonly reason: RejectionReason; readonly message: string };
+
+const keys = new Map<string, KeyObject>();
+function keyOf(publicKey: string): KeyObject {
+  let key = keys.get(publicKey);
+  if (!key) {
+    key = nodePublicKey(publicKey);
+    if (keys.size > 100_000) keys.clear();
+    keys.set(publicKey, key);
+  }
+  return key;
+}
+
+const refuse = (reason: RejectionReason, message: string): TrustVerdict => ({ ok: false, reason, message });
+const pass = (changed: boolean): TrustVerdict => ({ ok: true, changed });
+
+/**
+ * Pure over the state (it changes only `state`): decides one event of SLOTFLOW_EVENTS, in stream
+ * order, and applies it. Rollout events pass. Trust events must carry a trusted control-plane
+ * signature. A node's enrolment request must be signed by the key it presents. Every other node
+ * event must come from an enrolled node, be signed by its enrolled key and carry an event number
+ * not accepted before. A revocation applies from its position in the log on, so replaying the log
+ * from sequence 1 gives the same verdicts as the live bridge and projector.
+ */
+export function applyTrust(
+  state: TrustState,
+  seq: number,
+  event: DomainEvent,
+  trustedKeys: TrustedKeys,
+): TrustVerdict {
+  if (isTrustEvent(event)) return applyDecision(state, seq, event, trustedKeys);
+  if (!isNodeEvent(event)) return pass(false);
+  if (event.type === 'NodeEnrollmentRequested') return applyRequest(state, seq, event);
+  const node = state.nodes.get(event.nodeId);
+  const what = `${event.type} ${event.id} from ${event.nodeId}`;
+  if (!node) return refuse('unknown-node', `${what}: the node is not enrolled (no request, no enrolment)`);
+  if (node.status !== 'enrolled') {
+    const reason = node.status === 'pending' ? 'pending' : node.status;
+    return refuse(reason, `${what}: the node is ${node.status} since ${node.since}`);
+  }
+  const check = verifyNodeEvent(event, { keyId: node.keyId, key: keyOf(node.publicKey) });
+  if (!check.ok) return refuse(check.reason, check.message);
+  if (event.seq === undefined) return refuse('no-sequence', `${what} is signed but carries no event number`);
+  const window = acceptSeq(node.window, event.seq);
+  if (!window.ok) return refuse('replayed', `${what}: ${window.message}`);
+  node.window = window.window;
+  return pass(false);
+}
+
+function applyRequest(
+  state: TrustState,
+  seq: number,
+  event: Extract<NodeEvent, { type: 'NodeEnrollmentRequested' }>,
+): TrustVerdict {
+  const what = `enrolment request ${event.id} from ${event.nodeId}`;
+  let key: KeyObject;
+  try {
+    key = keyOf(event.publicKey);
+  } catch (err) {
+    return refuse('malformed', `${what}: ${(err as Error).message}`);
+  }
+  const keyId = keyIdOf(key);
+  const check = verifyNodeEvent(event, { keyId, key });
+  if (!check.ok)
+    return refuse(check.reason, `${what} is not signed by the key it presents: ${check.message}`);
+  const node = state.nodes.get(event.nodeId);
+  if (node?.status === 'revoked') return refuse('revoked', `${what}: the node was revoked at ${node.since}`);
+  if (node?.status === 'enrolled') {
+    // An agent that restarted before it fetched its certificate asks again: nothing to do.
+    if (node.keyId === keyId) return pass(false);
+    return refuse(
+      'wrong-key',
+      `${what} presents key ${keyId}, the node is enrolled with ${node.keyId}; revoke it first to enrol a new key`,
+    );
+  }
+  if (node?.status === 'pending' && node.keyId === keyId) return pass(false);
+  state.nodes.set(event.nodeId, {
+    nodeId: event.nodeId,
+    status: 'pending',
+    publicKey: event.publicKey,
+    keyId,
+    peerId: peerIdOfPublicKey(event.publicKey),
+    labels: event.labels,
+    requestedAt: event.at,
+    since: event.at,
+    sinceSeq: seq,
+    window: EMPTY_WINDOW,
+  });
+  return pass(true);
+}
+
+function applyDecision(
+  state: TrustState,
+  seq: number,
+  event: TrustEvent,
+  trustedKeys: TrustedKeys,
+): TrustVerdict {
+  const bad = checkTrustEvent(event, trustedKeys);
+  if (bad) return refuse('bad-issuer', bad);
+  const node = state.nodes.get(event.nodeId);
+  switch (event.type) {
+    case 'NodeEnrolled': {
+      const cert = verifyEnrolment(event.certificate, trustedKeys);
+      if (!cert.ok) return refuse('bad-issuer', `${event.type} ${event.id}: ${cert.message}`);
+      if (cert.certificate.nodeId !== event.nodeId) {
+        return refuse(
+          'malformed',
+          `${event.type} ${event.id} is about ${event.nodeId} but its certificate names ${cert.certificate.nodeId}`,
+        );
+      }
+      // Re-enrolling the same key keeps its window, so its old events cannot be replayed.
+      const window = node && node.keyId === cert.certificate.keyId ? node.window : EMPTY_WINDOW;
+      state.nodes.set(event.nodeId, {
+        nodeId: event.nodeId,
+        status: 'enrolled',
+        publicKey: cert.certificate.publicKey,
+        keyId: cert.certificate.keyId,
+        peerId: cert.certificate.peerId,
+        labels: node?.labels,
+        how: event.how,
+        certificate: cert.certificate,
+        requestedAt: node?.requestedAt,
+        since: event.at,
+        sinceSeq: seq,
+        window,
+      });
+      return pass(true);
+    }
+    case 'NodeEnrollmentRejected':
+    case 'NodeRevoked': {
+      if (!node) return pass(false);
+      node.status = event.type === 'NodeRevoked' ? 'revoked' : 'rejected';
+      node.since = event.at;
+      node.sinceSeq = seq;
+      return pass(true);
+    }
+  }
+}
