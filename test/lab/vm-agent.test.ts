@@ -29,14 +29,15 @@ describe('vm lab - the agent in a VM', async () => {
   });
 
   test(
-    'the agent boots with its slot, survives a power cut right after it starts, and registers through the forwarded NATS address',
+    'the agent boots with its slot, survives a power cut right after it starts, and asks to be enrolled through the forwarded NATS address',
     { skip: missing, timeout: 720_000 },
     async () => {
       nats = await startNats();
       const nc = await nats.connect();
       await ensureStreams(await jetstreamManager(nc));
       const registered = new Promise<Msg>((resolve) => {
-        const sub = nc.subscribe(`slotflow.evt.node.${NODE_ID}.NodeRegistered`, { max: 1 });
+        // A VM makes its key on first boot: its first word is a signed request to be enrolled.
+        const sub = nc.subscribe(`slotflow.evt.node.${NODE_ID}.NodeEnrollmentRequested`, { max: 1 });
         void (async () => {
           for await (const msg of sub) resolve(msg);
         })();
@@ -80,14 +81,18 @@ describe('vm lab - the agent in a VM', async () => {
       const msg = await Promise.race([
         registered,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('no NodeRegistered within 60 s of connecting')), 60_000);
+          timer = setTimeout(
+            () => reject(new Error('no NodeEnrollmentRequested within 60 s of connecting')),
+            60_000,
+          );
         }),
       ]).finally(() => clearTimeout(timer));
-      const event = msg.json<{ nodeId: string; activeSlot?: string; labels?: Record<string, string> }>();
+      const event = msg.json<{ nodeId: string; publicKey?: string; labels?: Record<string, string> }>();
       assert.equal(event.nodeId, NODE_ID);
       assert.equal(event.labels?.['site'], 'lab');
+      assert.equal(Buffer.from(event.publicKey ?? '', 'base64').length, 32, 'it presents its ed25519 key');
       process.stderr.write(
-        `booted in ${bootSeconds.toFixed(1)} s, agent registered ${((Date.now() - started) / 1000).toFixed(1)} s after power-on\n`,
+        `booted in ${bootSeconds.toFixed(1)} s, agent asked to be enrolled ${((Date.now() - started) / 1000).toFixed(1)} s after power-on\n`,
       );
     },
   );
