@@ -1,6 +1,6 @@
-import { writeFile } from 'node:fs/promises';
+import { access, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import Table from 'cli-table3';
 import { openEventLog } from '../../eventlog/index.ts';
 import { Base64, isValidId } from '../../schema/index.ts';
@@ -19,6 +19,13 @@ import {
   type NodeTrust,
 } from '../../trust/index.ts';
 import { parseFlags, type Command } from '../command.ts';
+import {
+  defaultNatsAuthDir,
+  issueNodeCredentials,
+  natsAuthPaths,
+  reloadStackNats,
+  revokeNodeCredentials,
+} from '../../stack/index.ts';
 import { cliConfig, printJson, withNats } from '../context.ts';
 import { OperationFailed, UsageError } from '../usage-error.ts';
 
@@ -38,9 +45,39 @@ function operator(): string {
   }
 }
 
+/**
+ * The NATS operator material of the stack this CLI talks to, when it runs secured: the directory
+ * holding the CLI's own creds (`<authDir>/creds/cli.creds`), or the default stack's.
+ */
+async function natsAuthDir(credsFile: string | undefined): Promise<string | undefined> {
+  const candidates = [...(credsFile ? [dirname(dirname(credsFile))] : []), defaultNatsAuthDir()];
+  for (const dir of candidates) {
+    if (
+      await access(natsAuthPaths(dir).seeds).then(
+        () => true,
+        () => false,
+      )
+    )
+      return dir;
+  }
+  return undefined;
+}
+
+/** What enrolment did to the node's NATS access, for the output. */
+interface NatsAccess {
+  /** The node's new NATS credentials file (per-node permissions), when the stack runs secured. */
+  natsCreds?: string;
+  /** Its NATS user keys revoked (revoke), the server reloaded. */
+  natsRevoked?: string[];
+}
+
 /** Runs `fn` as the enrolment authority: the control plane's key, the log, the certificate bucket. */
-async function asAuthority<T>(fn: (authority: EnrolmentAuthority) => Promise<T>): Promise<T> {
+async function asAuthority<T>(
+  fn: (authority: EnrolmentAuthority) => Promise<T>,
+  access: NatsAccess = {},
+): Promise<T> {
   const config = cliConfig();
+  const authDir = await natsAuthDir(config.nats.credsFile);
   let key;
   let trustedKeys;
   try {
@@ -57,6 +94,14 @@ async function asAuthority<T>(fn: (authority: EnrolmentAuthority) => Promise<T>)
       key,
       trustedKeys,
       by: operator(),
+      // On a secured stack an enrolled node also gets NATS credentials that let it speak only for itself.
+      ...(authDir
+        ? {
+            issueNodeCredentials: async ({ nodeId }) => {
+              access.natsCreds = await issueNodeCredentials(authDir, nodeId);
+            },
+          }
+        : {}),
     };
     try {
       return await fn(authority);
@@ -83,11 +128,13 @@ export const nodePreauthorize: Command = {
     if (!values['data-dir'])
       throw new UsageError(`--data-dir: the agent's data directory is required\nusage: ${preauthorizeUsage}`);
     const dataDir = resolve(values['data-dir']);
-    const result = await asAuthority((a) => preauthorizeNode(a, { nodeId, dataDir }));
-    if (values.json) printJson({ nodeId, status: 'enrolled', how: 'preauthorized', ...result });
+    const access: NatsAccess = {};
+    const result = await asAuthority((a) => preauthorizeNode(a, { nodeId, dataDir }), access);
+    if (values.json) printJson({ nodeId, status: 'enrolled', how: 'preauthorized', ...result, ...access });
     else
       process.stdout.write(
-        `enrolled ${nodeId} (key ${result.certificate.keyId}, peer ${result.certificate.peerId})\n  certificate: ${result.file}\n`,
+        `enrolled ${nodeId} (key ${result.certificate.keyId}, peer ${result.certificate.peerId})\n  certificate: ${result.file}\n` +
+          (access.natsCreds ? `  NATS credentials: ${access.natsCreds}\n` : ''),
       );
     return 0;
   },
@@ -202,6 +249,18 @@ export const nodePending: Command = {
   },
 };
 
+/**
+ * A revoked node also loses NATS: every user key it was issued goes on the account's revocation
+ * list and the stack's nats-server reloads, dropping its open connections.
+ */
+async function cutNatsAccess(nodeId: string, access: NatsAccess): Promise<void> {
+  const authDir = await natsAuthDir(cliConfig().nats.credsFile);
+  if (!authDir) return;
+  const revoked = await revokeNodeCredentials(authDir, nodeId);
+  access.natsRevoked = revoked.userKeys;
+  await reloadStackNats(dirname(authDir));
+}
+
 /** One of accept, reject, revoke: a decision about one node id. */
 function decision(
   verb: 'accept' | 'reject' | 'revoke',
@@ -221,9 +280,19 @@ function decision(
       );
       const nodeId = nodeIdOf('ID', positionals[0], usage);
       const reason = (values as { reason?: string }).reason;
-      const result = await asAuthority((a) => act(a, nodeId, reason));
-      if (values.json) printJson({ nodeId, status: done, seq: result.seq });
-      else process.stdout.write(`${nodeId}: ${done} (event log sequence ${result.seq})\n`);
+      const access: NatsAccess = {};
+      const result = await asAuthority(async (a) => {
+        const decided = await act(a, nodeId, reason);
+        if (verb === 'revoke') await cutNatsAccess(nodeId, access);
+        return decided;
+      }, access);
+      if (values.json) printJson({ nodeId, status: done, seq: result.seq, ...access });
+      else
+        process.stdout.write(
+          `${nodeId}: ${done} (event log sequence ${result.seq})\n` +
+            (access.natsCreds ? `  NATS credentials: ${access.natsCreds}\n` : '') +
+            (access.natsRevoked ? `  NATS credentials revoked: ${access.natsRevoked.length}\n` : ''),
+        );
       return 0;
     },
   };

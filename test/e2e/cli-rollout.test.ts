@@ -8,9 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createProcessGroup, type ProcessGroup } from '../../demo/processes.ts';
 import { writeDemoRootfs } from '../../demo/rootfs.ts';
+import { loadConnectionConfig } from '../../runtime/config.ts';
+import { connectNats } from '../../runtime/nats.ts';
 import { isAlive } from '../../stack/pids.ts';
 import { runCli } from '../helpers/cli.ts';
-import { nodeEnv, preauthorizeAgent, startE2eControlPlane, waitForFleet } from '../helpers/e2e-stack.ts';
+import { preauthorizeAgent, startE2eControlPlane, waitForFleet } from '../helpers/e2e-stack.ts';
 
 let home: string;
 let env: Record<string, string>;
@@ -30,6 +32,7 @@ after(async () => {
 
 test('e2e - from stack up to finished rollouts, driven only through the CLI', async () => {
   const stack = await startE2eControlPlane(stackDir(), env, group, home);
+  const natsCreds = new Map<string, string>();
   for (const [i, nodeId] of ['e2e-1', 'e2e-2', 'e2e-3', 'e2e-4'].entries()) {
     const args = [
       'agent',
@@ -49,9 +52,11 @@ test('e2e - from stack up to finished rollouts, driven only through the CLI', as
       '1.0.0',
     ];
     if (nodeId === 'e2e-4') args.push('--health-check', 'app-ready=false');
-    await preauthorizeAgent(env, nodeId, join(home, 'agents', nodeId));
-    // Each agent speaks with its own NATS credentials: only its own events and commands.
-    group.start(nodeId, args, await nodeEnv(stack, env, nodeId), join(home, `${nodeId}.log`));
+    // Enrolment on a secured stack hands the node NATS credentials that speak only for it.
+    const enrolled = await preauthorizeAgent(env, nodeId, join(home, 'agents', nodeId));
+    assert.ok(enrolled.natsCreds, `${nodeId} got NATS credentials with its enrolment`);
+    natsCreds.set(nodeId, enrolled.natsCreds);
+    group.start(nodeId, args, { ...env, NATS_CREDS: enrolled.natsCreds }, join(home, `${nodeId}.log`));
   }
   await waitForFleet(env, 4);
 
@@ -143,6 +148,21 @@ test('e2e - from stack up to finished rollouts, driven only through the CLI', as
   const refused = await runCli(['rollout', 'approve', 'e2e-ok'], env);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /approve refused: .*has ended|not waiting for approval|no running rollout/);
+
+  // Revoking a node cuts its NATS access too: its credentials no longer connect.
+  const revoked = await runCli(['node', 'revoke', 'e2e-4', '--json'], env);
+  assert.equal(revoked.code, 0, revoked.stderr);
+  assert.ok((JSON.parse(revoked.stdout) as { natsRevoked?: string[] }).natsRevoked?.length);
+  const asRevoked = loadConnectionConfig({ ...env, NATS_CREDS: natsCreds.get('e2e-4')! });
+  await assert.rejects(
+    connectNats(asRevoked.nats, 'revoked-node', { maxReconnectAttempts: 0 }),
+    /authorization|revoked|permission/i,
+  );
+  const stillIn = await connectNats(
+    loadConnectionConfig({ ...env, NATS_CREDS: natsCreds.get('e2e-1')! }).nats,
+    'enrolled-node',
+  );
+  await stillIn.close();
 
   await group.stopAll();
   const down = await runCli(['stack', 'down', '--data-dir', stackDir()], env);

@@ -80,7 +80,8 @@ export async function preauthorizeAgent(
   env: Record<string, string>,
   nodeId: string,
   dataDir: string,
-): Promise<void> {
+): Promise<{ natsCreds?: string }> {
   const r = await runCli(['node', 'preauthorize', '--node-id', nodeId, '--data-dir', dataDir, '--json'], env);
   assert.equal(r.code, 0, `node preauthorize ${nodeId}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as { natsCreds?: string };
 }
