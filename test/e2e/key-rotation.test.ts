@@ -23,6 +23,7 @@ import { keysDir, loadSigningKey, newNonce, signCommand, type SigningKey } from 
 import { AgentProcess } from '../agent/agent-process.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.ts';
+import { preauthorize } from '../helpers/enrol.ts';
 import { tearDown } from '../helpers/teardown.ts';
 import { publishImage, waitForStatus } from '../helpers/rollouts.ts';
 import { cleanupDirs, tempDir } from '../p2p/helpers.ts';
@@ -80,8 +81,10 @@ before(async () => {
   const bootstrap = join(root, 'bootstrap');
   await mkdir(bootstrap, { recursive: true });
   await copyFile(join(keysDir(plane.home), 'control-plane.pub'), join(bootstrap, 'control-plane.pub'));
+  const log = await openEventLog(plane.nc);
   for (const nodeId of NODES) {
     await mkdir(dataDir(nodeId), { recursive: true });
+    await preauthorize(plane.nc, log, plane.home, nodeId, dataDir(nodeId));
     const args = [
       ...['--node-id', nodeId, '--data-dir', dataDir(nodeId), '--trusted-keys', bootstrap],
       ...['--labels', nodeId === BYSTANDER ? 'site=idle' : 'site=kr', '--initial-version', '1.0.0'],
