@@ -1,6 +1,7 @@
 import Table from 'cli-table3';
 import { openEventLog } from '../../eventlog/index.ts';
 import { catchUp, loadProjection, openProjectionBucket, type NodeView } from '../../projection/index.ts';
+import { KeyError, type TrustedKeys } from '../../signing/index.ts';
 import { controlPlaneTrustedKeys } from '../../trust/index.ts';
 import { parseFlags, type Command } from '../command.ts';
 import { cliConfig, printJson, withNats } from '../context.ts';
@@ -14,7 +15,12 @@ export const fleet: Command = {
   async run(argv) {
     const { values } = parseFlags(argv, { json: { type: 'boolean' } }, usage);
     const config = cliConfig();
-    const trustedKeys = await controlPlaneTrustedKeys(config.home);
+    // Without a control-plane key no enrolment can be checked: every node shows as not enrolled.
+    const trustedKeys = await controlPlaneTrustedKeys(config.home).catch((err: unknown) => {
+      if (!(err instanceof KeyError)) throw err;
+      process.stderr.write(`slotflow: ${err.message}; no node can be shown as enrolled\n`);
+      return new Map() as TrustedKeys;
+    });
     const projection = await withNats(config, async (nc) => {
       const log = await openEventLog(nc);
       const kv = await openProjectionBucket(nc);
