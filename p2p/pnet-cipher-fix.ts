@@ -5,7 +5,7 @@
 // its 64 MiB ceiling within seconds and the process dies (RangeError from Memory.grow). Until the
 // package is fixed, each instance refreshes its view before using it. grow(0) gives the current
 // buffer without growing; it detaches the other views, which refresh themselves the same way.
-import { createRequire } from 'node:module';
+import xsalsa20Package from 'xsalsa20';
 
 interface WasmCipher {
   _memory: Uint8Array;
@@ -21,9 +21,11 @@ export interface XSalsa20 {
   finalize(): void;
 }
 
-const require = createRequire(import.meta.url);
-/** The `xsalsa20` package, the very module instance `@libp2p/pnet` uses. */
-export const xsalsa20 = require('xsalsa20') as (nonce: Uint8Array, key: Uint8Array) => XSalsa20;
+/**
+ * The `xsalsa20` package, the very module instance `@libp2p/pnet` uses. Imported statically so
+ * that the agent's bundle (lab/agent-bundle.ts) carries it too.
+ */
+export const xsalsa20 = xsalsa20Package as (nonce: Uint8Array, key: Uint8Array) => XSalsa20;
 
 let patched = false;
 
