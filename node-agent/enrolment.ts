@@ -99,7 +99,8 @@ export async function requestEnrolment(init: {
     }),
     await init.journal.reserveEventSeq(),
   );
-  const kv = await new Kvm(nc).create(ENROLMENTS_BUCKET, { history: 1 });
+  // Opened, not created: the control plane makes the bucket, and a node's NATS access may only read it.
+  const kv = await new Kvm(nc).open(ENROLMENTS_BUCKET);
   const watch = await kv.watch({ key: who.nodeId });
   const stop = () => void watch.stop();
   init.signal.addEventListener('abort', stop, { once: true });

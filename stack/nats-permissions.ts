@@ -1,5 +1,6 @@
 import {
   COMMANDS_STREAM,
+  ENROLMENTS_BUCKET,
   IMAGES_BUCKET,
   PLANS_STREAM,
   PLANS_SUBJECTS,
@@ -55,6 +56,8 @@ export function nodePermissions(nodeId: string, imagesBucket: string = IMAGES_BU
         `${API}.CONSUMER.MSG.NEXT.${COMMANDS_STREAM}.${consumer}`,
         `$JS.ACK.${COMMANDS_STREAM}.${consumer}.>`,
         ...readThroughOrderedConsumers(PLANS_STREAM, PLANS_SUBJECTS),
+        // Its own enrolment certificate, which it watches for while it waits to be accepted.
+        ...readThroughOrderedConsumers(`KV_${ENROLMENTS_BUCKET}`, `$KV.${ENROLMENTS_BUCKET}.${nodeId}`),
         ...readThroughOrderedConsumers(objects, `$O.${imagesBucket}.C.*`),
         `${API}.DIRECT.GET.${objects}`,
         `${API}.DIRECT.GET.${objects}.>`,

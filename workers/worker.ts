@@ -16,6 +16,7 @@ import { TASK_QUEUE } from '../workflows/definitions.ts';
 import {
   controlPlaneTrustedKeys,
   createRejectionRecorder,
+  openEnrolmentBucket,
   openRejectionBucket,
   startTrustGate,
 } from '../trust/index.ts';
@@ -57,6 +58,8 @@ export async function startWorker({
   const log = await openEventLog(nc);
   const kv = await openProjectionBucket(nc);
   const trustedKeys = await controlPlaneTrustedKeys(config.home);
+  // The bucket agents waiting for acceptance watch; theirs to read, the control plane's to make.
+  await openEnrolmentBucket(nc);
   const rejections = createRejectionRecorder(
     await openRejectionBucket(nc),
     logger.child({ name: 'worker:trust' }),
