@@ -12,6 +12,7 @@ import { ensureStreams } from '../../eventlog/index.ts';
 import { agentBundle } from '../../lab/agent-bundle.ts';
 import { TRIES_RESET } from '../../lab/console.ts';
 import { buildLabDisk, cloneDisk, startVm, type LabVm } from '../../lab/index.ts';
+import { openEnrolmentBucket } from '../../trust/index.ts';
 import { labMissing } from './lab-missing.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
 
@@ -35,6 +36,8 @@ describe('vm lab - the agent in a VM', async () => {
       nats = await startNats();
       const nc = await nats.connect();
       await ensureStreams(await jetstreamManager(nc));
+      // What the worker makes at start: the bucket a waiting agent watches for its certificate.
+      await openEnrolmentBucket(nc);
       const registered = new Promise<Msg>((resolve) => {
         // A VM makes its key on first boot: its first word is a signed request to be enrolled.
         const sub = nc.subscribe(`slotflow.evt.node.${NODE_ID}.NodeEnrollmentRequested`, { max: 1 });
