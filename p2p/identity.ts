@@ -4,7 +4,8 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import type { PrivateKey } from '@libp2p/interface';
 import { PeerIdentityError } from './errors.ts';
 
-async function writeKeyFile(path: string, bytes: Uint8Array): Promise<void> {
+/** Writes a private key file atomically (mode 0600, synced, its directory 0700 when made). */
+export async function writeKeyFile(path: string, bytes: Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.tmp-${process.pid}`;
   const file = await open(tmp, 'w', 0o600);

@@ -1,7 +1,8 @@
-import { chmod, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { generateKey } from '@libp2p/pnet';
 import { MeshKeyError } from './errors.ts';
+import { writeKeyFile } from './identity.ts';
 
 /** File name of the fleet's mesh pre-shared key, under `$SLOTFLOW_HOME/keys`. */
 export const MESH_KEY_FILE = 'mesh.psk';
@@ -31,19 +32,9 @@ export async function createMeshKey(
         throw err;
     }
   }
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const bytes = new Uint8Array(95);
   generateKey(bytes);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const file = await open(tmp, 'w', 0o600);
-  try {
-    await file.writeFile(bytes);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await chmod(tmp, 0o600);
-  await rename(tmp, path);
+  await writeKeyFile(path, bytes);
   return { path, created: true };
 }
 
