@@ -71,9 +71,9 @@ interface NatsAccess {
   natsRevoked?: string[];
 }
 
-/** Runs `fn` as the enrolment authority: the control plane's key, the log, the certificate bucket. */
+/** Runs `fn` as the enrolment authority (the control plane's key, the log, the certificate bucket), with the stack's NATS auth dir when secured. */
 async function asAuthority<T>(
-  fn: (authority: EnrolmentAuthority) => Promise<T>,
+  fn: (authority: EnrolmentAuthority, natsAuth: string | undefined) => Promise<T>,
   access: NatsAccess = {},
 ): Promise<T> {
   const config = cliConfig();
@@ -104,7 +104,7 @@ async function asAuthority<T>(
         : {}),
     };
     try {
-      return await fn(authority);
+      return await fn(authority, authDir);
     } catch (err) {
       if (err instanceof EnrolmentError) throw new OperationFailed(err.message, { cause: err });
       throw err;
@@ -253,8 +253,7 @@ export const nodePending: Command = {
  * A revoked node also loses NATS: every user key it was issued goes on the account's revocation
  * list and the stack's nats-server reloads, dropping its open connections.
  */
-async function cutNatsAccess(nodeId: string, access: NatsAccess): Promise<void> {
-  const authDir = await natsAuthDir(cliConfig().nats.credsFile);
+async function cutNatsAccess(authDir: string | undefined, nodeId: string, access: NatsAccess): Promise<void> {
   if (!authDir) return;
   const revoked = await revokeNodeCredentials(authDir, nodeId);
   access.natsRevoked = revoked.userKeys;
@@ -281,9 +280,9 @@ function decision(
       const nodeId = nodeIdOf('ID', positionals[0], usage);
       const reason = (values as { reason?: string }).reason;
       const access: NatsAccess = {};
-      const result = await asAuthority(async (a) => {
+      const result = await asAuthority(async (a, natsAuth) => {
         const decided = await act(a, nodeId, reason);
-        if (verb === 'revoke') await cutNatsAccess(nodeId, access);
+        if (verb === 'revoke') await cutNatsAccess(natsAuth, nodeId, access);
         return decided;
       }, access);
       if (values.json) printJson({ nodeId, status: done, seq: result.seq, ...access });
