@@ -1,10 +1,9 @@
-import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { openEventLog } from '../eventlog/index.ts';
 import { catchUp, loadProjection, openProjectionBucket } from '../projection/index.ts';
 import { COMMANDS_STREAM, COMMAND_VERSION, commandSubject, type KeyCommandInput } from '../schema/index.ts';
-import { keysDir, loadTrustedKeys, newNonce, signCommand, type SigningKey } from '../signing/index.ts';
+import { newNonce, signCommand, type SigningKey } from '../signing/index.ts';
 import { controlPlaneTrustedKeys } from '../trust/control-plane-keys.ts';
 
 /** What a key command says, without the envelope every node's copy gets. */
@@ -32,9 +31,7 @@ export async function announceToFleet(
 ): Promise<Announcement> {
   // Every node enrolled under any key this control plane ever had, retired ones included: a node
   // enrolled under a key being revoked must still hear of the revocation.
-  const trustedKeys = new Map(await controlPlaneTrustedKeys(home));
-  for (const [id, key] of await loadTrustedKeys(join(keysDir(home), 'revoked')).catch(() => new Map()))
-    trustedKeys.set(id, key);
+  const trustedKeys = await controlPlaneTrustedKeys(home, { retired: true });
   const projection = await catchUp(
     await loadProjection(await openProjectionBucket(nc)),
     await openEventLog(nc),

@@ -104,7 +104,7 @@ export async function runDemo(o: DemoOptions): Promise<RolloutStatusView> {
       say(out, `injected failure: ${nodeIds[failing]} will fail its health check after the upgrade`);
 
     // 3. wait until every agent has registered
-    const trust = { trustedKeys: await controlPlaneTrustedKeys(o.home) };
+    const trust = { trustedKeys: await controlPlaneTrustedKeys(o.home, { retired: true }) };
     const deadline = Date.now() + 120_000;
     for (;;) {
       const projection = await catchUp(emptyProjection(), log, trust);

@@ -1,4 +1,5 @@
 import {
+  CONTROL_PLANE_ID,
   formatWaves,
   isNodeEvent,
   isTrustEvent,
@@ -240,7 +241,7 @@ function reduceRolloutNode(rollout: RolloutView, event: NodeEvent, seq: number):
 export interface Changes {
   nodes: string[];
   rollouts: string[];
-  /** Node ids whose trust entry changed. */
+  /** Node ids whose trust entry changed (CONTROL_PLANE_ID: the retired control-plane keys). */
   trust: string[];
 }
 
@@ -274,6 +275,10 @@ export function applyEvent(
   const verdict = applyTrust(projection.trust, seq, event, trust.trustedKeys);
   if (!verdict.ok) {
     trust.onRefused?.({ seq, event, reason: verdict.reason, message: verdict.message });
+    return changes;
+  }
+  if (event.type === 'ControlPlaneKeyRetired') {
+    if (verdict.changed) changes.trust.push(CONTROL_PLANE_ID);
     return changes;
   }
   const nodeId = 'nodeId' in event ? event.nodeId : undefined;

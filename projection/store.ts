@@ -1,12 +1,14 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { PROJECTION_BUCKET } from '../schema/index.ts';
+import { CONTROL_PLANE_ID, PROJECTION_BUCKET } from '../schema/index.ts';
 import type { NodeTrust } from '../trust/reducer.ts';
 import { emptyProjection, type NodeView, type Projection, type RolloutView } from './views.ts';
 
 const META_KEY = 'meta';
 /** Bumped when the views' shape changes; an older stored projection is rebuilt from the log. */
-export const PROJECTION_FORMAT = 2;
+export const PROJECTION_FORMAT = 3;
+/** The control-plane keys retired in the log (key id → stream sequence). */
+const RETIRED_KEYS_KEY = 'keys.retired';
 
 /** Opens (creating if needed) the KV bucket that holds the materialised projection. */
 export async function openProjectionBucket(nc: NatsConnection, bucket = PROJECTION_BUCKET): Promise<KV> {
@@ -41,7 +43,11 @@ export async function loadProjection(kv: KV): Promise<Projection> {
     if (key === META_KEY) continue;
     const entry = await kv.get(key);
     if (!entry || entry.operation !== 'PUT') continue;
-    if (key.startsWith('node.')) {
+    if (key === RETIRED_KEYS_KEY) {
+      const retired = entry.json<Record<string, number>>();
+      if (Object.values(retired).some((seq) => seq > lastSeq)) return emptyProjection();
+      projection.trust.retiredKeys = new Map(Object.entries(retired));
+    } else if (key.startsWith('node.')) {
       const node = entry.json<NodeView>();
       projection.nodes.set(node.nodeId, node);
     } else if (key.startsWith('rollout.')) {
@@ -75,6 +81,10 @@ export async function saveChanges(
     if (rollout) writes.push(kv.put(rolloutKey(id), JSON.stringify(rollout)));
   }
   for (const id of changes.trust ?? []) {
+    if (id === CONTROL_PLANE_ID) {
+      writes.push(kv.put(RETIRED_KEYS_KEY, JSON.stringify(Object.fromEntries(projection.trust.retiredKeys))));
+      continue;
+    }
     const trust = projection.trust.nodes.get(id);
     if (trust) writes.push(kv.put(trustKey(id), JSON.stringify(trust)));
   }
@@ -88,13 +98,17 @@ export async function replaceProjection(kv: KV, projection: Projection): Promise
   for (const id of projection.nodes.keys()) keep.add(nodeKey(id));
   for (const id of projection.rollouts.keys()) keep.add(rolloutKey(id));
   for (const id of projection.trust.nodes.keys()) keep.add(trustKey(id));
+  if (projection.trust.retiredKeys.size > 0) keep.add(RETIRED_KEYS_KEY);
   const stale: string[] = [];
   for await (const key of await kv.keys()) if (!keep.has(key)) stale.push(key);
   await Promise.all(stale.map((k) => kv.purge(k)));
   await saveChanges(kv, projection, {
     nodes: projection.nodes.keys(),
     rollouts: projection.rollouts.keys(),
-    trust: projection.trust.nodes.keys(),
+    trust: [
+      ...projection.trust.nodes.keys(),
+      ...(projection.trust.retiredKeys.size > 0 ? [CONTROL_PLANE_ID] : []),
+    ],
   });
 }
 
@@ -104,6 +118,7 @@ export function projectionToJson(projection: Projection): {
   nodes: Record<string, NodeView>;
   rollouts: Record<string, RolloutView>;
   trust: Record<string, NodeTrust>;
+  retiredKeys: Record<string, number>;
 } {
   const sorted = <T>(m: Map<string, T>) =>
     Object.fromEntries([...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1)));
@@ -112,6 +127,7 @@ export function projectionToJson(projection: Projection): {
     nodes: sorted(projection.nodes),
     rollouts: sorted(projection.rollouts),
     trust: sorted(projection.trust.nodes),
+    retiredKeys: sorted(projection.trust.retiredKeys),
   };
   return JSON.parse(JSON.stringify(plain)) as typeof plain;
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MessageId, NodeId, Timestamp } from './ids.ts';
-import { EnrolmentCertificate, IssuerSignature } from './identity.ts';
+import { EnrolmentCertificate, IssuerSignature, KeyId } from './identity.ts';
 
 // The control plane's enrolment decisions (Mender's device authorization, as events). They go on
 // `slotflow.evt.trust.<nodeId>.<Type>`, a subject no node may publish on, and each carries the
@@ -33,8 +33,38 @@ export const NodeEnrollmentRejected = trustEvent('NodeEnrollmentRejected', {
 /** An enrolled node is no longer trusted: its events are refused from this point of the log on. */
 export const NodeRevoked = trustEvent('NodeRevoked', { reason: z.string().max(1024).optional() });
 
+/**
+ * The node id trust events about the control plane itself are filed under
+ * (`slotflow.evt.trust.control-plane.<Type>`); no node may be enrolled with it.
+ */
+export const CONTROL_PLANE_ID = 'control-plane';
+
+/**
+ * A control-plane key is retired (`slotflow keys revoke`): from this point of the log on, trust
+ * decisions and certificates it signs are refused; the ones it signed before stay valid, so the
+ * log replays to the same verdicts after the key is gone.
+ */
+export const ControlPlaneKeyRetired = z.object({
+  v: z.literal(1),
+  id: MessageId,
+  at: Timestamp,
+  type: z.literal('ControlPlaneKeyRetired'),
+  nodeId: z.literal(CONTROL_PLANE_ID),
+  by: z.string().min(1).max(128),
+  /** The retired key; never the one that signs this event. */
+  keyId: KeyId,
+  issuer: IssuerSignature,
+});
+
+export type ControlPlaneKeyRetired = z.infer<typeof ControlPlaneKeyRetired>;
+
 /** Every trust event. */
-export const TrustEvent = z.discriminatedUnion('type', [NodeEnrolled, NodeEnrollmentRejected, NodeRevoked]);
+export const TrustEvent = z.discriminatedUnion('type', [
+  NodeEnrolled,
+  NodeEnrollmentRejected,
+  NodeRevoked,
+  ControlPlaneKeyRetired,
+]);
 export type TrustEvent = z.infer<typeof TrustEvent>;
 
 /** Why a node event was kept from the workflows and the projection. */

@@ -6,10 +6,12 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import type { EventLog } from '../eventlog/index.ts';
 import { loadOrCreatePeerKey } from '../p2p/identity.ts';
 import {
+  CONTROL_PLANE_ID,
   ENROLMENTS_BUCKET,
   nodeEventSubject,
   trustEventsFilter,
   type EnrolmentCertificate,
+  type ControlPlaneKeyRetired,
   type NodeEnrolled,
   type TrustEvent,
 } from '../schema/index.ts';
@@ -64,7 +66,7 @@ export async function localAuthority(
     log,
     certificates: await openEnrolmentBucket(nc),
     key: await loadSigningKey(home),
-    trustedKeys: await controlPlaneTrustedKeys(home),
+    trustedKeys: await controlPlaneTrustedKeys(home, { retired: true }),
     by,
   };
 }
@@ -116,6 +118,11 @@ export async function enrolNode(
     replaceKey?: boolean;
   },
 ): Promise<{ certificate: EnrolmentCertificate; seq: number }> {
+  if (input.nodeId === CONTROL_PLANE_ID) {
+    throw new EnrolmentError(
+      `node id ${CONTROL_PLANE_ID} is reserved for the control plane's own records; choose another`,
+    );
+  }
   const state = await readTrustState(authority.log, authority.trustedKeys);
   const prior = state.nodes.get(input.nodeId);
   const certificate = issueEnrolment({ nodeId: input.nodeId, publicKey: input.publicKey }, authority.key);
@@ -248,4 +255,56 @@ export async function acceptWhenPending(
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/** What retiring a control-plane key did to the log. */
+export interface KeyRetirement {
+  /** Nodes whose certificate the retired key had signed, enrolled again under the signing key. */
+  readonly recertified: string[];
+  /** Position of the ControlPlaneKeyRetired (the earlier one when the log already had it). */
+  readonly seq: number;
+  readonly already: boolean;
+}
+
+/**
+ * Records in the log that control-plane key `keyId` signs no more, after re-issuing, with the
+ * authority's key (the one that signs now), the certificate of every enrolled node it had signed:
+ * so enrolments stay valid, and peers and plans, which check certificates against the keys
+ * trusted now, keep accepting those nodes. Decisions the retired key signed before this point of
+ * the log stay valid on replay; any it signs after are refused.
+ */
+export async function retireControlPlaneKey(
+  authority: EnrolmentAuthority,
+  keyId: string,
+): Promise<KeyRetirement> {
+  if (keyId === authority.key.keyId) {
+    throw new EnrolmentError(`key ${keyId} signs now; a key cannot retire itself`);
+  }
+  const state = await readTrustState(authority.log, authority.trustedKeys);
+  const recertified: string[] = [];
+  for (const node of [...state.nodes.values()].sort((a, b) => a.nodeId.localeCompare(b.nodeId))) {
+    if (node.status !== 'enrolled' || node.certificate?.issuer.keyId !== keyId) continue;
+    const certificate = issueEnrolment({ nodeId: node.nodeId, publicKey: node.publicKey }, authority.key);
+    const body: Body<z.infer<typeof NodeEnrolled>> = {
+      ...envelope(node.nodeId, authority.by),
+      type: 'NodeEnrolled',
+      how: node.how ?? 'preauthorized',
+      certificate,
+    };
+    await publish(authority, signTrustEvent(body, authority.key));
+    await authority.certificates.put(node.nodeId, JSON.stringify(certificate));
+    recertified.push(node.nodeId);
+  }
+  const earlier = state.retiredKeys.get(keyId);
+  if (earlier !== undefined) return { recertified, seq: earlier, already: true };
+  const event = signTrustEvent<ControlPlaneKeyRetired>(
+    {
+      ...envelope(CONTROL_PLANE_ID, authority.by),
+      type: 'ControlPlaneKeyRetired',
+      nodeId: CONTROL_PLANE_ID,
+      keyId,
+    },
+    authority.key,
+  );
+  return { recertified, seq: await publish(authority, event), already: false };
 }

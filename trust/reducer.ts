@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import {
+  CONTROL_PLANE_ID,
   isNodeEvent,
   isTrustEvent,
   type DomainEvent,
@@ -46,13 +47,15 @@ export interface NodeTrust {
   appliedSeq?: number | undefined;
 }
 
-/** Every node the trust authority has heard of, by id. */
+/** Every node the trust authority has heard of, by id, and the control-plane keys it retired. */
 export interface TrustState {
   nodes: Map<string, NodeTrust>;
+  /** Control-plane key id → stream sequence of its ControlPlaneKeyRetired. */
+  retiredKeys: Map<string, number>;
 }
 
 export function emptyTrustState(): TrustState {
-  return { nodes: new Map() };
+  return { nodes: new Map(), retiredKeys: new Map() };
 }
 
 /** The outcome for one event: let it through, or why it is refused. */
@@ -80,7 +83,9 @@ const pass = (changed: boolean): TrustVerdict => ({ ok: true, changed });
  * signature. A node's enrolment request must be signed by the key it presents. Every other node
  * event must come from an enrolled node, be signed by its enrolled key and carry an event number
  * not accepted before. A revocation applies from its position in the log on, so replaying the log
- * from sequence 1 gives the same verdicts as the live bridge and projector.
+ * from sequence 1 gives the same verdicts as the live bridge and projector. So does a retired
+ * control-plane key: `trustedKeys` holds every key the control plane ever had, and what a key
+ * signed counts only where it stands in the log before that key's ControlPlaneKeyRetired.
  */
 export function applyTrust(
   state: TrustState,
@@ -91,6 +96,8 @@ export function applyTrust(
   if (isTrustEvent(event)) return applyDecision(state, seq, event, trustedKeys);
   if (!isNodeEvent(event)) return pass(false);
   if (event.type === 'NodeEnrollmentRequested') return applyRequest(state, seq, event);
+  if (event.nodeId === CONTROL_PLANE_ID)
+    return refuse('malformed', `${event.type} ${event.id}: node id ${CONTROL_PLANE_ID} is reserved`);
   const node = state.nodes.get(event.nodeId);
   const what = `${event.type} ${event.id} from ${event.nodeId}`;
   if (!node) return refuse('unknown-node', `${what}: the node is not enrolled (no request, no enrolment)`);
@@ -149,6 +156,12 @@ function applyRequest(
   return pass(true);
 }
 
+/** Why `keyId` may sign no more, when the log has retired it. */
+function retiredAt(state: TrustState, keyId: string): string | undefined {
+  const seq = state.retiredKeys.get(keyId);
+  return seq === undefined ? undefined : `control-plane key ${keyId}, retired at sequence ${seq}`;
+}
+
 function applyDecision(
   state: TrustState,
   seq: number,
@@ -157,11 +170,27 @@ function applyDecision(
 ): TrustVerdict {
   const bad = checkTrustEvent(event, trustedKeys);
   if (bad) return refuse('bad-issuer', bad);
+  const retired = retiredAt(state, event.issuer.keyId);
+  if (retired) return refuse('bad-issuer', `${event.type} ${event.id} is signed by ${retired}`);
+  if (event.type === 'ControlPlaneKeyRetired') {
+    if (event.keyId === event.issuer.keyId) {
+      return refuse('malformed', `${event.type} ${event.id}: key ${event.keyId} cannot retire itself`);
+    }
+    if (state.retiredKeys.has(event.keyId)) return pass(false);
+    state.retiredKeys.set(event.keyId, seq);
+    return pass(true);
+  }
   const node = state.nodes.get(event.nodeId);
   switch (event.type) {
     case 'NodeEnrolled': {
+      if (event.nodeId === CONTROL_PLANE_ID)
+        return refuse('malformed', `${event.type} ${event.id}: node id ${CONTROL_PLANE_ID} is reserved`);
       const cert = verifyEnrolment(event.certificate, trustedKeys);
       if (!cert.ok) return refuse('bad-issuer', `${event.type} ${event.id}: ${cert.message}`);
+      const certRetired = retiredAt(state, cert.certificate.issuer.keyId);
+      if (certRetired) {
+        return refuse('bad-issuer', `${event.type} ${event.id}: its certificate is signed by ${certRetired}`);
+      }
       if (cert.certificate.nodeId !== event.nodeId) {
         return refuse(
           'malformed',

@@ -14,7 +14,7 @@ import type { ConnectionConfig } from '../schema/index.ts';
 import { keyringSigner } from '../signing/index.ts';
 import { TASK_QUEUE } from '../workflows/definitions.ts';
 import {
-  controlPlaneTrustedKeys,
+  liveControlPlaneKeys,
   createRejectionRecorder,
   openEnrolmentBucket,
   openRejectionBucket,
@@ -57,7 +57,11 @@ export async function startWorker({
   const nc = await connectNats(config.nats, 'slotflow-worker');
   const log = await openEventLog(nc);
   const kv = await openProjectionBucket(nc);
-  const trustedKeys = await controlPlaneTrustedKeys(config.home);
+  // What reads the log from the start judges old decisions by every key the control plane ever
+  // had (the log says from where on a retired key is refused); a certificate pinned into a plan
+  // now needs a key that is trusted now. Both follow `keys rotate` without a restart.
+  const historyKeys = await liveControlPlaneKeys(config.home, { retired: true });
+  const trustedKeys = await liveControlPlaneKeys(config.home);
   // The bucket agents waiting for acceptance watch; theirs to read, the control plane's to make.
   await openEnrolmentBucket(nc);
   const rejections = createRejectionRecorder(
@@ -68,7 +72,7 @@ export async function startWorker({
     log,
     kv,
     logger: logger.child({ name: 'worker:projector' }),
-    trustedKeys,
+    trustedKeys: historyKeys,
     recorder: rejections,
   });
   await projector.start();
@@ -105,7 +109,7 @@ export async function startWorker({
   });
   const gate = startTrustGate({
     log,
-    trustedKeys,
+    trustedKeys: historyKeys,
     recorder: rejections,
     logger: logger.child({ name: 'worker:trust' }),
   });

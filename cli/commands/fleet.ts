@@ -16,11 +16,13 @@ export const fleet: Command = {
     const { values } = parseFlags(argv, { json: { type: 'boolean' } }, usage);
     const config = cliConfig();
     // Without a control-plane key no enrolment can be checked: every node shows as not enrolled.
-    const trustedKeys = await controlPlaneTrustedKeys(config.home).catch((err: unknown) => {
-      if (!(err instanceof KeyError)) throw err;
-      process.stderr.write(`slotflow: ${err.message}; no node can be shown as enrolled\n`);
-      return new Map() as TrustedKeys;
-    });
+    const trustedKeys = await controlPlaneTrustedKeys(config.home, { retired: true }).catch(
+      (err: unknown) => {
+        if (!(err instanceof KeyError)) throw err;
+        process.stderr.write(`slotflow: ${err.message}; no node can be shown as enrolled\n`);
+        return new Map() as TrustedKeys;
+      },
+    );
     const projection = await withNats(config, async (nc) => {
       const log = await openEventLog(nc);
       const kv = await openProjectionBucket(nc);

@@ -17,6 +17,9 @@ import {
 import { parseFlags, type Command } from '../command.ts';
 import { cliConfig, printJson, withNats } from '../context.ts';
 import { announceToFleet, type Announcement } from '../key-announcement.ts';
+import { openEventLog } from '../../eventlog/index.ts';
+import { controlPlaneTrustedKeys, openEnrolmentBucket, retireControlPlaneKey } from '../../trust/index.ts';
+import { operator } from './node.ts';
 import { OperationFailed, UsageError } from '../usage-error.ts';
 
 const usage = 'slotflow keys init [--force --strand-agents] [--export-public DIR] [--json]';
@@ -254,15 +257,37 @@ export const keysRevoke: Command = {
     const ttlMs = durationFlag('ttl', values.ttl, 12 * HOUR_MS);
     const config = cliConfig();
     const revocation = await keyring(() => revokeKey(config.home, keyId));
-    const sent = await withNats(config, (nc) =>
-      announceToFleet(nc, config.home, { type: 'RevokeKey', revokeKeyId: keyId }, revocation.signer, ttlMs),
-    );
+    const trustedKeys = await controlPlaneTrustedKeys(config.home, { retired: true });
+    const { retirement, sent } = await withNats(config, async (nc) => {
+      // Certificates it signed are re-issued first, while agents still trust it, so every
+      // enrolled node holds one its peers accept once they refuse the retired key.
+      const retirement = await retireControlPlaneKey(
+        {
+          log: await openEventLog(nc),
+          certificates: await openEnrolmentBucket(nc),
+          key: revocation.signer,
+          trustedKeys,
+          by: operator(),
+        },
+        keyId,
+      );
+      const sent = await announceToFleet(
+        nc,
+        config.home,
+        { type: 'RevokeKey', revokeKeyId: keyId },
+        revocation.signer,
+        ttlMs,
+      );
+      return { retirement, sent };
+    });
     if (values.json) {
       printJson({
         keyId,
         revokedAt: revocation.revoked.revokedAt,
         already: revocation.already,
         signedBy: revocation.signer.keyId,
+        retiredAtSeq: retirement.seq,
+        recertified: retirement.recertified,
         nodes: sent.nodes,
         expiresAt: sent.expiresAt,
       });
@@ -270,7 +295,8 @@ export const keysRevoke: Command = {
     }
     process.stdout.write(
       `${revocation.already ? 'key was already revoked; announced again' : `revoked key ${keyId}`}: ` +
-        `${sent.nodes.length} node(s) told to refuse it (RevokeKey signed by ${revocation.signer.keyId}, valid until ${sent.expiresAt})\n`,
+        `${sent.nodes.length} node(s) told to refuse it (RevokeKey signed by ${revocation.signer.keyId}, valid until ${sent.expiresAt}); ` +
+        `${retirement.recertified.length} enrolment certificate(s) it had signed re-issued; retired in the event log at sequence ${retirement.seq}\n`,
     );
     return 0;
   },

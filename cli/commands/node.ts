@@ -37,7 +37,7 @@ function nodeIdOf(flag: string, value: string | undefined, usage: string): strin
   return value;
 }
 
-function operator(): string {
+export function operator(): string {
   try {
     return `operator:${userInfo().username}`;
   } catch {
@@ -82,7 +82,7 @@ async function asAuthority<T>(
   let trustedKeys;
   try {
     key = await loadSigningKey(config.home);
-    trustedKeys = await controlPlaneTrustedKeys(config.home);
+    trustedKeys = await controlPlaneTrustedKeys(config.home, { retired: true });
   } catch (err) {
     if (err instanceof KeyError) throw new OperationFailed(err.message, { cause: err });
     throw err;
@@ -215,9 +215,11 @@ export const nodePending: Command = {
       pendingUsage,
     );
     const config = cliConfig();
-    const trustedKeys = await controlPlaneTrustedKeys(config.home).catch((err: unknown) => {
-      throw new OperationFailed((err as Error).message, { cause: err });
-    });
+    const trustedKeys = await controlPlaneTrustedKeys(config.home, { retired: true }).catch(
+      (err: unknown) => {
+        throw new OperationFailed((err as Error).message, { cause: err });
+      },
+    );
     const state = await withNats(config, async (nc) => readTrustState(await openEventLog(nc), trustedKeys));
     const nodes = [...state.nodes.values()]
       .filter((n) => values.all || n.status === 'pending')

@@ -12,6 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream } from '@nats-io/jetstream';
 import { startRollout } from '../../cli/rollout-client.ts';
 import { openEventLog } from '../../eventlog/index.ts';
+import { catchUp, emptyProjection } from '../../projection/index.ts';
+import { controlPlaneTrustedKeys } from '../../trust/index.ts';
 import {
   AgentTrustFile,
   COMMANDS_STREAM,
@@ -37,6 +39,7 @@ const NODES = [...IN_ROLLOUT, BYSTANDER];
 let plane: ControlPlane;
 let root: string;
 const agents: AgentProcess[] = [];
+const starts = new Map<string, { args: string[]; env: NodeJS.ProcessEnv }>();
 
 const dataDir = (nodeId: string) => join(root, 'nodes', nodeId);
 
@@ -91,6 +94,7 @@ before(async () => {
       ...['--heartbeat-interval', '2s'],
     ];
     const env = { ...process.env, ...plane.env, NODE_COMPILE_CACHE: join(root, 'compile-cache') };
+    starts.set(nodeId, { args, env });
     agents.push(await AgentProcess.start(args, env, join(root, `${nodeId}.log`)));
   }
 });
@@ -175,7 +179,10 @@ test('key rotation e2e - rotate mid-rollout, the rollout completes under the new
 
   const revoked = await runCli(['keys', 'revoke', oldKey.keyId, '--json'], plane.env);
   assert.equal(revoked.code, 0, revoked.stderr);
-  assert.equal((JSON.parse(revoked.stdout) as { signedBy: string }).signedBy, rotation.keyId);
+  const retirement = JSON.parse(revoked.stdout) as { signedBy: string; recertified: string[] };
+  assert.equal(retirement.signedBy, rotation.keyId);
+  // Every node was enrolled under the old key: each gets a certificate from the new one.
+  assert.deepEqual(retirement.recertified, [...NODES].sort());
   await until('the old key revoked in every trusted-keys file', 30_000, async () => {
     for (const nodeId of NODES) {
       if (!(await trustFile(nodeId)).revoked.some((r) => r.keyId === oldKey.keyId)) return undefined;
@@ -209,4 +216,41 @@ test('key rotation e2e - rotate mid-rollout, the rollout completes under the new
   );
   assert.equal(refusal.reason, 'revoked-key', refusal.message);
   assert.match(refusal.message, new RegExp(`revoked key ${oldKey.keyId}`));
+
+  // The log read from the start, as a new worker or `slotflow fleet` reads it, knowing the old
+  // key only as retired: what it signed before its retirement still counts, so every node and
+  // its upgrade are there and no event is refused.
+  const refusals: string[] = [];
+  const replayed = await catchUp(emptyProjection(), await openEventLog(plane.nc), {
+    trustedKeys: await controlPlaneTrustedKeys(plane.home, { retired: true }),
+    onRefused: (r) => refusals.push(`${r.seq} ${r.reason}: ${r.message}`),
+  });
+  assert.deepEqual(refusals, []);
+  for (const nodeId of IN_ROLLOUT) assert.equal(replayed.nodes.get(nodeId)?.version, '2.0.0', nodeId);
+  assert.equal(replayed.trust.retiredKeys.has(oldKey.keyId), true);
+
+  // A node restarted after the revocation refuses its stored certificate (the old key signed it)
+  // and picks up the re-issued one; its events keep being accepted.
+  const bystander = starts.get(BYSTANDER)!;
+  await agents[NODES.indexOf(BYSTANDER)]!.stop();
+  agents[NODES.indexOf(BYSTANDER)] = await AgentProcess.start(
+    bystander.args,
+    bystander.env,
+    join(root, `${BYSTANDER}-restarted.log`),
+  );
+  await until('the re-issued certificate on the restarted node', 60_000, async () => {
+    const cert = JSON.parse(await readFile(join(dataDir(BYSTANDER), 'enrolment.json'), 'utf8')) as {
+      issuer: { keyId: string };
+    };
+    return cert.issuer.keyId === rotation.keyId ? true : undefined;
+  });
+  const restartedAt = Date.now();
+  await until('a heartbeat of the restarted node in the projection', 60_000, async () => {
+    const view = (
+      await catchUp(emptyProjection(), await openEventLog(plane.nc), {
+        trustedKeys: await controlPlaneTrustedKeys(plane.home, { retired: true }),
+      })
+    ).nodes.get(BYSTANDER);
+    return view && Date.parse(view.lastSeenAt) > restartedAt ? true : undefined;
+  });
 });

@@ -14,7 +14,10 @@ import {
 import { createLogger } from '../../runtime/log.ts';
 import { signedStory } from '../../simulator/identity.ts';
 import { rolloutStory } from '../fixtures/events.ts';
-import { SignedFleet } from '../helpers/signed-events.ts';
+import { randomUUID } from 'node:crypto';
+import { DomainEvent, type TrustEvent } from '../../schema/index.ts';
+import { signTrustEvent } from '../../signing/index.ts';
+import { SignedFleet, testControlPlaneKey } from '../helpers/signed-events.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
 
 let nats: NatsHandle;
@@ -94,6 +97,46 @@ test('projector - a failed write is retried with every view its batch changed', 
     assert.equal(stored.lastSeq, last);
     assert.deepEqual(projectionToJson(stored), projectionToJson(projector.current()));
     assert.equal(stored.rollouts.get('r-retry')?.status, 'paused');
+  } finally {
+    await projector.stop();
+  }
+});
+
+test('projector - a retired control-plane key stays retired when the projector restarts from its stored views', async () => {
+  const successor = new SignedFleet(testControlPlaneKey());
+  const everyKey = new Map([...trustedKeys, ...successor.trustedKeys]);
+  const kv = await openProjectionBucket(nc, 'projection_retired');
+  const retire = DomainEvent.parse(
+    signTrustEvent<Extract<TrustEvent, { type: 'ControlPlaneKeyRetired' }>>(
+      {
+        v: 1,
+        id: randomUUID(),
+        at: new Date().toISOString(),
+        type: 'ControlPlaneKeyRetired',
+        nodeId: 'control-plane',
+        by: 'test',
+        keyId: signer.key.keyId,
+      },
+      successor.key,
+    ),
+  );
+  await log.appendBatch([signer.enrol('rk-1'), retire]);
+  let projector = createProjector({ log, kv, logger, trustedKeys: everyKey });
+  await projector.start();
+  await projector.waitForSeq(await log.lastSeq());
+  await projector.stop();
+  assert.deepEqual([...(await loadProjection(kv)).trust.retiredKeys.keys()], [signer.key.keyId]);
+
+  // Signed by the retired key after its retirement: a projector that forgot it would enrol rk-2.
+  await log.appendBatch([signer.enrol('rk-2'), successor.enrol('rk-3')]);
+  projector = createProjector({ log, kv, logger, trustedKeys: everyKey });
+  await projector.start();
+  try {
+    await projector.waitForSeq(await log.lastSeq());
+    const trust = projector.current().trust.nodes;
+    assert.equal(trust.get('rk-1')?.status, 'enrolled');
+    assert.equal(trust.has('rk-2'), false);
+    assert.equal(trust.get('rk-3')?.status, 'enrolled');
   } finally {
     await projector.stop();
   }

@@ -129,3 +129,53 @@ test('trust reducer - trust events must carry a trusted control-plane signature'
   const rogue = new SignedFleet(testControlPlaneKey());
   assert.deepEqual(run(fleet, [rogue.enrol('n-5'), fleet.enrol('n-6')]), ['bad-issuer', 'ok']);
 });
+
+test('trust reducer - a retired control-plane key: what it signed before stays valid, what it signs after is refused', () => {
+  const old = new SignedFleet();
+  const fresh = new SignedFleet(testControlPlaneKey());
+  // The control plane reading its log knows both keys, the retired one included.
+  const both = new Map([...old.trustedKeys, ...fresh.trustedKeys]);
+  const retire = (keyId: string, by = fresh.key) =>
+    DomainEvent.parse(
+      signTrustEvent<Extract<TrustEvent, { type: 'ControlPlaneKeyRetired' }>>(
+        {
+          v: 1,
+          id: randomUUID(),
+          at,
+          type: 'ControlPlaneKeyRetired',
+          nodeId: 'control-plane',
+          by: 'test',
+          keyId,
+        },
+        by,
+      ),
+    );
+  const events = [
+    old.enrol('n-7'), // before the retirement: valid for good
+    old.sign(beat('n-7')),
+    retire(old.key.keyId),
+    old.sign(beat('n-7')), // the node's own key is still enrolled
+    old.enrol('n-8'), // signed by the retired key after its retirement
+    fresh.enrol('n-9'),
+    retire(fresh.key.keyId, fresh.key), // a key cannot retire itself
+    retire(old.key.keyId), // again: nothing changes
+  ];
+  const state = emptyTrustState();
+  const verdicts = events.map((e, i) => applyTrust(state, i + 1, e, both));
+  assert.deepEqual(
+    verdicts.map((v) => (v.ok ? 'ok' : v.reason)),
+    ['ok', 'ok', 'ok', 'ok', 'bad-issuer', 'ok', 'malformed', 'ok'],
+  );
+  assert.match((verdicts[4] as { message: string }).message, /retired at sequence 3/);
+  assert.equal(state.nodes.get('n-7')?.status, 'enrolled');
+  assert.equal(state.nodes.has('n-8'), false);
+  assert.deepEqual([...state.retiredKeys], [[old.key.keyId, 3]]);
+});
+
+test('trust reducer - no node may use the id the control plane files its own records under', () => {
+  const fleet = new SignedFleet();
+  assert.deepEqual(run(fleet, [fleet.enrol('control-plane'), fleet.sign(beat('control-plane'))]), [
+    'malformed',
+    'malformed',
+  ]);
+});
