@@ -31,6 +31,34 @@ export const agentFigures: readonly FigureSpec[] = [
   },
 ];
 
+/** The figures of the light agent's footprint bench (absolute bounds, so each is its own baseline). */
+export const agentFootprintFigures: readonly FigureSpec[] = [
+  {
+    id: 'agent-rss-idle-light',
+    title: 'agent RSS idle, without P2P',
+    comparedWith: 'the 64 MiB bound',
+    goal: { kind: GoalKind.ratioAtMost, target: 1, text: '≤ 64 MiB' },
+  },
+  {
+    id: 'agent-rss-idle-p2p',
+    title: 'agent RSS idle, with P2P',
+    comparedWith: 'the 120 MiB bound',
+    goal: { kind: GoalKind.ratioAtMost, target: 1, text: '≤ 120 MiB' },
+  },
+  {
+    id: 'agent-rss-write-peak',
+    title: 'agent peak RSS during a 256 MiB slot write',
+    comparedWith: 'the same agent idle',
+    goal: { kind: GoalKind.ratioAtMost, target: 1.5, text: '≤ 1.5 × idle' },
+  },
+  {
+    id: 'agent-startup',
+    title: 'agent start-up to NodeRegistered',
+    comparedWith: 'the 1 s bound',
+    goal: { kind: GoalKind.ratioAtMost, target: 1, text: '≤ 1 s' },
+  },
+];
+
 /** What a gossiped command's p99 is shown against: the goal commands over NATS are held to. */
 export const GOSSIP_GOAL_MS = 200;
 
@@ -152,6 +180,13 @@ export const agentBench = externalBench({
   script: 'agent-slot-write.ts',
   owner: 'node agent',
   figures: agentFigures,
+});
+
+export const agentFootprintBench = externalBench({
+  name: 'agent-footprint',
+  script: 'agent-footprint.ts',
+  owner: 'node agent',
+  figures: agentFootprintFigures,
 });
 
 export const p2pBench = externalBench({

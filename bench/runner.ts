@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { defaultProvisionDeps } from '../stack/index.ts';
 import { eventLogPublishBench } from './event-log-publish.ts';
 import { ociConvertBench } from './oci-convert.ts';
-import { agentBench, p2pBench } from './external.ts';
+import { agentBench, agentFootprintBench, p2pBench } from './external.ts';
 import { Figure, notMeasured } from './figure.ts';
 import { describeMachine } from './machine.ts';
 import { provisionNatsCli, type ToolOutcome } from './natscli.ts';
@@ -32,6 +32,7 @@ export const BENCHES: readonly BenchModule[] = [
   projectorKvBench,
   trustBench,
   agentBench,
+  agentFootprintBench,
   p2pBench,
   ociConvertBench,
   rolloutBench,
@@ -56,6 +57,10 @@ const ORDER = [
   'history-largest-huge',
   'agent-rss-idle',
   'agent-rss-write',
+  'agent-rss-idle-light',
+  'agent-rss-idle-p2p',
+  'agent-rss-write-peak',
+  'agent-startup',
   'worker-rss',
   'p2p-origin-egress',
   'p2p-chunk-transfer',

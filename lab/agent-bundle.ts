@@ -17,6 +17,11 @@ export const NOT_BUNDLED = ['@temporalio/*', 'esbuild'];
 /** Where slotflow and Node.js live in a lab slot. */
 export const GUEST_SLOTFLOW_DIR = '/opt/slotflow';
 export const GUEST_NODE = '/usr/local/bin/node';
+/**
+ * The Node flags the agent runs with, in a slot (guest/agent.sh) as from a clone (bin/slotflow):
+ * a 1 MiB young generation, since V8's default grows to tens of MiB an agent only holds resident.
+ */
+export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 /** The CLI's entry point in a slot: `node /opt/slotflow/dist/main.js agent …`. */
 export const GUEST_CLI = `${GUEST_SLOTFLOW_DIR}/dist/main.js`;
 

@@ -11,7 +11,7 @@ import { nodeInboxPrefix, type AgentConfig, type ConnectionConfig, type NodeEven
 import { loadTrustedKeys, type TrustedKeys } from '../signing/index.ts';
 import { createArtifactSources } from './artifact/index.ts';
 import { createCommandInbox } from './command-inbox.ts';
-import { assertWorkableDrivers } from './config.ts';
+import { assertWorkableDrivers, p2pEnabled } from './config.ts';
 import { ArtifactUnavailableError, describeError } from './errors.ts';
 import { readEnrolment, requestEnrolment, type EnrolmentSubject } from './enrolment.ts';
 import { eventStamp, loadNodeIdentity } from './event-signer.ts';
@@ -21,7 +21,7 @@ import { openJournal } from './journal.ts';
 import { lockDataDir } from './lock.ts';
 import { startMetricsServer } from './metrics.ts';
 import { createOutboxPublisher } from './outbox.ts';
-import { createP2pLink, p2pEnabled, type P2pLink } from './p2p-link.ts';
+import type { P2pLink } from './p2p-link.ts';
 import { openPlanBook } from './plans.ts';
 import { openTrustStore } from './trusted-keys.ts';
 import { openVersionFloor } from './version-floor.ts';
@@ -239,6 +239,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   }
 
   if (p2pEnabled(config)) {
+    // libp2p is most of the agent's code and memory; an agent without a mesh never loads it.
+    const { createP2pLink } = await import('./p2p-link.ts');
     link = await createP2pLink({
       config,
       trustedKeys,

@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import { meshKeyPath } from '../p2p/mesh-key.ts';
+import { meshKeyPath } from '../p2p/mesh-key-path.ts';
 import { AgentConfig, SchemaError, parseWith, type AgentConfigInput } from '../schema/index.ts';
 
 /** Environment variables the agent reads (flags win over them, they win over the file). */
@@ -147,6 +146,8 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
   }
   let parsed: unknown;
   try {
+    // Only a configuration file needs the YAML parser; an agent configured by flags never loads it.
+    const { parse: parseYaml } = await import('yaml');
     parsed = parseYaml(text);
   } catch (err) {
     throw new AgentConfigError(`${file} is not YAML or JSON: ${(err as Error).message}`, { cause: err });
@@ -235,4 +236,9 @@ export async function loadAgentConfig(input: {
   const config = parseWith(AgentConfig, merged, 'agent configuration');
   assertWorkableDrivers(config);
   return config;
+}
+
+/** Whether the configuration turns the peer-to-peer fallback on. */
+export function p2pEnabled(config: AgentConfig): boolean {
+  return config.p2p.listen.length > 0 || config.p2p.relay.reserve;
 }

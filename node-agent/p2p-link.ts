@@ -91,11 +91,6 @@ export interface P2pLinkInit {
   readonly regossipMs?: number;
 }
 
-/** Whether the configuration turns the peer-to-peer fallback on. */
-export function p2pEnabled(config: AgentConfig): boolean {
-  return config.p2p.listen.length > 0 || config.p2p.relay.reserve;
-}
-
 /**
  * Builds the libp2p peer and wires it to the agent: the mode switch fed by the NATS connection,
  * plans from NATS and gossip, the outbox gossiped in p2p mode, peers' events relayed to

@@ -1,16 +1,9 @@
 import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { generateKey } from '@libp2p/pnet';
 import { MeshKeyError } from './errors.ts';
-import { writeKeyFile } from './identity.ts';
+import { writeKeyFile } from './peer-key-file.ts';
 
-/** File name of the fleet's mesh pre-shared key, under `$SLOTFLOW_HOME/keys`. */
-export const MESH_KEY_FILE = 'mesh.psk';
-
-/** Where the control plane keeps the mesh pre-shared key: `<home>/keys/mesh.psk`. */
-export function meshKeyPath(home: string): string {
-  return join(home, 'keys', MESH_KEY_FILE);
-}
+export { MESH_KEY_FILE, meshKeyPath } from './mesh-key-path.ts';
 
 // libp2p's swarm key format (go-ipfs `swarm.key`): a header, an encoding line, 32 bytes in hex.
 const SWARM_KEY = /^\/key\/swarm\/psk\/1\.0\.0\/\r?\n\/base16\/\r?\n[0-9a-fA-F]{64}\s*$/;

@@ -1,5 +1,3 @@
-import { execa } from 'execa';
-
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** How one external command ended; `failure` says why in words when `ok` is false. */
@@ -27,6 +25,9 @@ export interface Runner {
 /** The real runner, over execa; never rejects, a failed command comes back with `ok: false`. */
 export const execaRunner: Runner = {
   async run(file, args, options = {}) {
+    // Loaded on first use: execa is a few hundred modules that a node agent idling without
+    // health checks or tool-based drivers never needs.
+    const { execa } = await import('execa');
     const result = await execa(file, args, {
       reject: false,
       extendEnv: false,

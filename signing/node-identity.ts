@@ -1,6 +1,4 @@
 import { createPublicKey, createPrivateKey, sign, verify, type KeyObject } from 'node:crypto';
-import { peerIdFromPublicKey } from '@libp2p/peer-id';
-import { publicKeyFromRaw } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import {
   EnrolmentCertificate,
@@ -10,6 +8,7 @@ import {
   type NodeEventSignature,
 } from '../schema/index.ts';
 import { KeyError, keyIdOf, type SigningKey, type TrustedKeys } from './keys.ts';
+import { ed25519PeerId } from './peer-id.ts';
 
 /** A node's own ed25519 key: it signs the node's events and is its libp2p identity. */
 export interface NodeIdentity {
@@ -34,14 +33,26 @@ export function nodePublicKey(rawBase64: string): KeyObject {
 
 /** The libp2p peer id of a raw ed25519 public key. */
 export function peerIdOfPublicKey(rawBase64: string): string {
-  return peerIdFromPublicKey(publicKeyFromRaw(Buffer.from(rawBase64, 'base64'))).toString();
+  const raw = Buffer.from(rawBase64, 'base64');
+  const peerId = ed25519PeerId(raw);
+  if (peerId === undefined) {
+    throw new KeyError(
+      `expected a raw 32-byte ed25519 public key in base64 for a peer id, got ${raw.length} bytes`,
+    );
+  }
+  return peerId;
 }
 
 /** A node identity from the node's libp2p private key (Ed25519 only). */
 export function nodeIdentityFromPeerKey(key: PrivateKey): NodeIdentity {
   if (key.type !== 'Ed25519') throw new KeyError(`expected an Ed25519 node key, got ${key.type}`);
-  const pub = Buffer.from(key.publicKey.raw);
-  const seed = Buffer.from(key.raw).subarray(0, 32);
+  return nodeIdentityFromEd25519(Buffer.from(key.raw).subarray(0, 32), key.publicKey.raw);
+}
+
+/** A node identity from its ed25519 key: the 32-byte seed and the raw 32-byte public key. */
+export function nodeIdentityFromEd25519(seedBytes: Uint8Array, publicKeyBytes: Uint8Array): NodeIdentity {
+  const pub = Buffer.from(publicKeyBytes);
+  const seed = Buffer.from(seedBytes);
   const privateKey = createPrivateKey({
     key: { kty: 'OKP', crv: 'Ed25519', d: seed.toString('base64url'), x: pub.toString('base64url') },
     format: 'jwk',

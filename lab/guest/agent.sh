@@ -11,8 +11,9 @@ export NODE_COMPILE_CACHE=/data/cache/node-compile
 export NATS_URL="${NATS_URL:-nats://10.0.2.100:4222}"
 mkdir -p "$HOME" "$SLOTFLOW_HOME" /data/agent /data/lab/keys
 echo "slotflow-lab: starting slotflow agent ${SLOTFLOW_NODE_ID:-lab-node} (slot driver ${LAB_SLOT_DRIVER:-grub}, NATS $NATS_URL)"
+# The agent's Node flags, as bin/slotflow gives them (a small young generation keeps RSS low).
 # shellcheck disable=SC2086 # LAB_AGENT_ARGS is a list of extra flags
-exec /usr/local/bin/node /opt/slotflow/dist/main.js agent \
+exec /usr/local/bin/node --max-semi-space-size=1 /opt/slotflow/dist/main.js agent \
   --node-id "${SLOTFLOW_NODE_ID:-lab-node}" \
   --data-dir /data/agent \
   --labels "site=lab,slot=${SLOTFLOW_LAB_SLOT:-unknown}${LAB_LABELS:+,$LAB_LABELS}" \
