@@ -26,6 +26,7 @@ import {
   nodeEventSubject,
   nodeInboxPrefix,
   planSubject,
+  relayEventSubject,
   rolloutEventSubject,
   type ArtifactManifest,
 } from '../../schema/index.ts';
@@ -95,6 +96,25 @@ test('nats auth - a node publishes its own events and the server refuses another
     'n1 publishing a rollout event',
   );
   await refused(js.publish(commandSubject('n2'), '{}', { timeout: 5_000 }), 'n1 publishing a command');
+});
+
+test('nats auth - a node relays a peer’s events only under its own id as relayer', async () => {
+  const js = jetstream(n1);
+  const ack = await js.publish(relayEventSubject('n2', 'n1', 'NodeHeartbeat'), '{}', { timeout: 5_000 });
+  assert.ok(ack.seq > 0, 'n1 relays n2’s event as relayer n1');
+  const message = await refused(
+    js.publish(relayEventSubject('n2', 'n3', 'NodeHeartbeat'), '{}', { timeout: 5_000 }),
+    'n1 relaying under n3’s id',
+  );
+  assert.match(message, /slotflow\.evt\.relay\.n2\.n3\.NodeHeartbeat/);
+  await refused(
+    js.publish(nodeEventSubject('n2', 'NodeHeartbeat'), '{}', { timeout: 5_000 }),
+    'n1 publishing n2’s direct subject',
+  );
+  await refused(
+    jetstream(worker).publish(relayEventSubject('n2', 'n1', 'NodeHeartbeat'), '{}', { timeout: 5_000 }),
+    'the worker publishing a relay',
+  );
 });
 
 test('nats auth - a node reads its own commands through its durable consumer, never another node’s', async () => {
