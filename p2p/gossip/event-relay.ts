@@ -20,7 +20,7 @@ export interface EventRelayStats {
 /** Stores a peer's event in SLOTFLOW_EVENTS as a relayed copy. */
 export interface RelayPublisher {
   /** Appends the event unchanged; `duplicate` when the stream already held one with its id. */
-  publish(event: NodeEvent): Promise<{ readonly duplicate: boolean }>;
+  publish(event: NodeEvent): Promise<{ readonly seq: number; readonly duplicate: boolean }>;
 }
 
 /**
@@ -42,7 +42,7 @@ export function natsRelayPublisher(nc: NatsConnection, relayerId: string): Relay
           expect: { streamName: EVENTS_STREAM },
         },
       );
-      return { duplicate: ack.duplicate };
+      return { seq: ack.seq, duplicate: ack.duplicate };
     },
   };
 }
