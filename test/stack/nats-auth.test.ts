@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as rawConnect } from 'node:net';
@@ -36,6 +36,7 @@ import {
   exportCredentials,
   issueCredentials,
   issueNodeCredentials,
+  prepareServerSecurity,
   revokeNodeCredentials,
 } from '../../stack/index.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
@@ -327,6 +328,26 @@ test('nats auth - the auth file with the account keys must be readable by its ow
       assert.match(err.message, /mode 0600.*found 644.*chmod 600/);
       return true;
     });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('nats auth - worker credentials granting other permissions than the worker has now are issued again', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'slotflow-nats-auth-'));
+  try {
+    const first = await prepareServerSecurity(dir);
+    const kept = await readFile(first.workerCreds, 'utf8');
+    assert.equal(
+      await readFile((await prepareServerSecurity(dir)).workerCreds, 'utf8'),
+      kept,
+      'current: kept',
+    );
+    // As if made under older rules: a credential whose permissions are not the worker's.
+    await writeFile(first.workerCreds, await readFile(await issueNodeCredentials(dir, 'n1'), 'utf8'));
+    const again = await readFile((await prepareServerSecurity(dir)).workerCreds, 'utf8');
+    assert.notEqual(again, kept);
+    assert.match(Buffer.from(again.split('\n')[1]!.split('.')[1]!, 'base64url').toString(), /role:worker/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
