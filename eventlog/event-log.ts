@@ -23,6 +23,8 @@ import { ensureStreams, type StreamLimits, DEFAULT_STREAM_LIMITS } from './strea
 export interface LoggedEvent {
   readonly seq: number;
   readonly event: DomainEvent;
+  /** The subject it was stored under (a node's event may be stored directly or as a relay). */
+  readonly subject: string;
 }
 
 /** A stored message that is not a valid event; readers skip it and report it here. */
@@ -102,7 +104,7 @@ function decode(
     onInvalid?.({ seq, subject, problem: describeIssues(parsed.error.issues, raw).join('; ') });
     return undefined;
   }
-  return { seq, event: parsed.data };
+  return { seq, subject, event: parsed.data };
 }
 
 /** Opens the event log, creating the streams if needed. */

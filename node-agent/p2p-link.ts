@@ -2,7 +2,6 @@ import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { openEventLog } from '../eventlog/index.ts';
 import {
   ChunkFetchError,
   LeaseForfeitedError,
@@ -14,6 +13,7 @@ import {
   importImage,
   loadMeshKey,
   MeshKeyError,
+  natsRelayPublisher,
   watchNatsStatus,
   type ModeChange,
   type ModeSwitch,
@@ -145,7 +145,7 @@ export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
     onChange: (change) => {
       log.info({ mode: change.mode, reason: change.reason }, 'mode changed');
       if (change.mode === 'p2p') {
-        peer.relay.setEventLog(undefined);
+        peer.relay.setPublisher(undefined);
         gossiped.clear();
       }
       init.onModeChange(change);
@@ -199,15 +199,9 @@ export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
     }
   }
 
-  async function attachEventLog(nc: NatsConnection): Promise<void> {
-    try {
-      peer.relay.setEventLog(await openEventLog(nc));
-    } catch (err) {
-      // Per-node NATS credentials publish only this node's events: peers' events wait for their author.
-      if (/permissions violation/i.test(describeError(err)))
-        log.info('not relaying peers’ events: this node’s NATS credentials publish only its own');
-      else log.warn({ err: describeError(err) }, 'cannot relay peers’ events yet');
-    }
+  /** Relays peers' events under this node's own relay subjects, the ones its credentials allow. */
+  function attachRelay(nc: NatsConnection): void {
+    peer.relay.setPublisher(natsRelayPublisher(nc, nodeId));
   }
 
   const peerSources = {
@@ -229,13 +223,13 @@ export async function createP2pLink(init: P2pLinkInit): Promise<P2pLink> {
     },
     attach(nc) {
       void watchNatsStatus(nc, modeSwitch).catch(() => undefined);
-      void attachEventLog(nc);
+      attachRelay(nc);
       void followPlans(nc);
       void (async () => {
         for await (const s of nc.status()) {
           if (stopped) return;
-          if (s.type === 'reconnect') void attachEventLog(nc);
-          else if (s.type === 'disconnect') peer.relay.setEventLog(undefined);
+          if (s.type === 'reconnect') attachRelay(nc);
+          else if (s.type === 'disconnect') peer.relay.setPublisher(undefined);
         }
       })().catch(() => undefined);
     },

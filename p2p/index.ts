@@ -8,7 +8,13 @@ export * from './errors.ts';
 export * from './topics.ts';
 export { createCommandGossip, type CommandGossipService } from './gossip/commands.ts';
 export { createEventGossip, type EventGossipService } from './gossip/events.ts';
-export { createEventRelay, type EventRelay, type EventRelayStats } from './gossip/event-relay.ts';
+export {
+  createEventRelay,
+  natsRelayPublisher,
+  type EventRelay,
+  type EventRelayStats,
+  type RelayPublisher,
+} from './gossip/event-relay.ts';
 export type { PeerBindings, Vouch } from './gossip/bindings.ts';
 export { createMeshKey, loadMeshKey, meshKeyPath, MESH_KEY_FILE } from './mesh-key.ts';
 export {

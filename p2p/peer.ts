@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { EventLog } from '../eventlog/index.ts';
 import type { EnrolmentCertificate, SignedCommand, SignedPlan } from '../schema/index.ts';
 import { verifyPlan } from '../signing/plan.ts';
 import type { TrustedKeys } from '../signing/index.ts';
@@ -13,7 +12,7 @@ import { createEnrolmentExchange, type EnrolmentExchange } from './enrolment/exc
 import { loadOwnEnrolment } from './enrolment/own.ts';
 import { createCommandGossip, type CommandGossipService } from './gossip/commands.ts';
 import { createEventGossip, type EventGossipService } from './gossip/events.ts';
-import { createEventRelay, type EventRelay } from './gossip/event-relay.ts';
+import { createEventRelay, type EventRelay, type RelayPublisher } from './gossip/event-relay.ts';
 import { PlanRejectedError } from './errors.ts';
 import { createP2pNode, type P2pNode, type P2pNodeInit } from './node.ts';
 
@@ -34,8 +33,8 @@ export interface SlotflowPeerInit extends P2pNodeInit {
   readonly onCommand?: (signed: SignedCommand) => void | Promise<void>;
   /** A signed plan arrived over gossip (verified). */
   readonly onPlan?: (signed: SignedPlan) => void | Promise<void>;
-  /** Event log to relay peers' events into, when NATS is reachable at start. */
-  readonly eventLog?: EventLog;
+  /** Where to relay peers' events, when NATS is reachable at start. */
+  readonly relayPublisher?: RelayPublisher;
   /** Intervals (defaults: commands 15 s, lease reports 5 s, chunk announcements 10 s). */
   readonly republish?: { commandsMs?: number; leaseMs?: number; chunksMs?: number };
 }
@@ -99,7 +98,11 @@ export async function createSlotflowPeer(init: SlotflowPeerInit): Promise<Slotfl
     bindings: enrolment,
     log: log.child({ name: 'p2p:events' }),
   });
-  const relay = createEventRelay({ events, eventLog: init.eventLog, log: log.child({ name: 'p2p:relay' }) });
+  const relay = createEventRelay({
+    events,
+    ...(init.relayPublisher ? { publisher: init.relayPublisher } : {}),
+    log: log.child({ name: 'p2p:relay' }),
+  });
   const chunks = createChunkService({
     node,
     store: init.chunkStore ?? createFileChunkStore(join(init.dataDir, 'chunks')),

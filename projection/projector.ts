@@ -27,11 +27,11 @@ export async function catchUp(
   trust: ProjectionTrust,
   onInvalid?: (problem: string) => void,
 ): Promise<Projection> {
-  for await (const { seq, event } of log.replay({
+  for await (const { seq, event, subject } of log.replay({
     fromSeq: projection.lastSeq + 1,
     onInvalid: (e) => onInvalid?.(`seq ${e.seq} on ${e.subject}: ${e.problem}`),
   })) {
-    applyEvent(projection, seq, event, trust);
+    applyEvent(projection, seq, event, trust, subject);
   }
   return projection;
 }
@@ -60,9 +60,13 @@ export function createProjector({
     if (recorder) {
       refusals.push(
         recorder
-          .record(rejectionOf({ streamSeq: r.seq, subject: eventSubject(r.event), ...r }, 'projector'))
+          .record(
+            rejectionOf({ ...r, streamSeq: r.seq, subject: r.subject ?? eventSubject(r.event) }, 'projector'),
+          )
           .catch((err: unknown) => logger.error({ err, seq: r.seq }, 'cannot store a rejection record')),
       );
+    } else if (r.reason === 'duplicate-relay') {
+      logger.debug({ seq: r.seq }, `skipped a node event: ${r.message}`);
     } else {
       logger.warn({ seq: r.seq, reason: r.reason }, `refused a node event: ${r.message}`);
     }
@@ -111,8 +115,8 @@ export function createProjector({
           signal,
           onInvalid,
         })) {
-          for (const { seq, event } of batch) {
-            const changes = applyEvent(projection, seq, event, trust);
+          for (const { seq, event, subject } of batch) {
+            const changes = applyEvent(projection, seq, event, trust, subject);
             for (const id of changes.nodes) dirty.nodes.add(id);
             for (const id of changes.rollouts) dirty.rollouts.add(id);
             for (const id of changes.trust) dirty.trust.add(id);

@@ -249,6 +249,8 @@ export interface Changes {
 export interface Refusal {
   readonly seq: number;
   readonly event: DomainEvent;
+  /** The subject it was stored under, when the reader knows it. */
+  readonly subject?: string | undefined;
   readonly reason: RejectionReason;
   readonly message: string;
 }
@@ -262,19 +264,21 @@ export interface ProjectionTrust {
 /**
  * Applies one logged event to the projection in place and says what changed. Entity updates go
  * through the pure reducers above; events at or below `lastSeq` are ignored, so re-delivery is harmless.
+ * `subject` is where the event was stored (a node's event may be a peer's relay of it; see applyTrust).
  */
 export function applyEvent(
   projection: Projection,
   seq: number,
   event: DomainEvent,
   trust: ProjectionTrust,
+  subject?: string,
 ): Changes {
   const changes: Changes = { nodes: [], rollouts: [], trust: [] };
   if (seq <= projection.lastSeq) return changes;
   projection.lastSeq = seq;
-  const verdict = applyTrust(projection.trust, seq, event, trust.trustedKeys);
+  const verdict = applyTrust(projection.trust, seq, event, trust.trustedKeys, subject);
   if (!verdict.ok) {
-    trust.onRefused?.({ seq, event, reason: verdict.reason, message: verdict.message });
+    trust.onRefused?.({ seq, event, subject, reason: verdict.reason, message: verdict.message });
     return changes;
   }
   if (event.type === 'ControlPlaneKeyRetired') {

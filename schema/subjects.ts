@@ -32,6 +32,42 @@ export function nodeEventSubject(nodeId: string, type: string): string {
   return `slotflow.evt.node.${nodeId}.${type}`;
 }
 
+/**
+ * Subject of a node's event relayed into the log by another node (`relayerId`) that heard it over
+ * the peer mesh. The event is the author's, signed by the author; the subject only says who
+ * carried it, so nats-server can let each node publish relays under its own id alone.
+ */
+export function relayEventSubject(authorId: string, relayerId: string, type: string): string {
+  return `slotflow.evt.relay.${authorId}.${relayerId}.${type}`;
+}
+
+/** Filter subject for relayed events of one author (`*` for all) carried by one relayer (`*` for all). */
+export function relayEventsFilter(authorId = '*', relayerId = '*'): string {
+  return `slotflow.evt.relay.${authorId}.${relayerId}.>`;
+}
+
+/** Filter subjects for every copy of one node's events (`*` for all nodes): direct and relayed. */
+export function nodeEventsFilters(nodeId = '*'): string[] {
+  return [nodeEventsFilter(nodeId), relayEventsFilter(nodeId)];
+}
+
+/** Who a node-event subject names: its author, and the relayer for a relayed copy. */
+export interface NodeSubject {
+  readonly authorId: string;
+  readonly relayerId?: string;
+  readonly type: string;
+}
+
+/** The author (and relayer) a node or relay event subject names; undefined for other subjects. */
+export function parseNodeSubject(subject: string): NodeSubject | undefined {
+  const parts = subject.split('.');
+  if (parts[0] !== 'slotflow' || parts[1] !== 'evt') return undefined;
+  if (parts[2] === 'node' && parts.length === 5) return { authorId: parts[3]!, type: parts[4]! };
+  if (parts[2] === 'relay' && parts.length === 6)
+    return { authorId: parts[3]!, relayerId: parts[4]!, type: parts[5]! };
+  return undefined;
+}
+
 /** Subject of a control-plane enrolment decision; no node may publish here. */
 export function trustEventSubject(nodeId: string, type: string): string {
   return `slotflow.evt.trust.${nodeId}.${type}`;

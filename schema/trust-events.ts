@@ -80,6 +80,9 @@ export const RejectionReason = z.enum([
   'revoked',
   'bad-issuer',
   'malformed',
+  // A relayed copy of an event already accepted (another relay, or its author, stored it first):
+  // harmless and expected, so it is not applied again and not listed among the refusals.
+  'duplicate-relay',
 ]);
 export type RejectionReason = z.infer<typeof RejectionReason>;
 

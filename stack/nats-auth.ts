@@ -318,12 +318,29 @@ export interface ServerSecurity {
   readonly workerCreds: string;
 }
 
+/** True when the creds file's user JWT carries exactly the permissions the role has today. */
+async function grantsCurrentPermissions(path: string, role: NatsRole): Promise<boolean> {
+  const jwt = /-----BEGIN NATS USER JWT-----\s*(\S+)\s*------END NATS USER JWT------/.exec(
+    await readFile(path, 'utf8'),
+  )?.[1];
+  if (!jwt) return false;
+  const claims = decode<{ pub?: unknown; sub?: unknown }>(jwt).nats;
+  const wanted = permissionsOf(role);
+  const same = (a: unknown, b: unknown) => JSON.stringify(a ?? {}) === JSON.stringify(b);
+  return same(claims.pub, wanted.pub) && same(claims.sub, wanted.sub);
+}
+
+/**
+ * The role's existing creds, or new ones when there are none or they grant other permissions
+ * than the role has now (e.g. a worker credential made before relay subjects were denied to it).
+ */
 async function existingOrIssued(dir: string, role: NatsRole): Promise<string> {
   const path = credsPath(dir, role);
-  return stat(path).then(
-    () => path,
-    () => issueCredentials(dir, role),
+  const current = await stat(path).then(
+    () => grantsCurrentPermissions(path, role).catch(() => false),
+    () => false,
   );
+  return current ? path : issueCredentials(dir, role);
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   commandSubject,
   nodeEventsFilter,
   nodeInboxPrefix,
+  relayEventsFilter,
 } from '../schema/index.ts';
 
 /** Who a NATS credential is for; each role gets its own permissions. */
@@ -39,7 +40,9 @@ function readThroughOrderedConsumers(stream: string, filter: string): string[] {
 
 /**
  * A node's permissions, the enforcement point of "a node speaks only for itself": it publishes
- * only its own events, reads only its own commands (its durable consumer, created only with its
+ * only its own events, and peers' events it relays only under its own id as relayer (what a relay
+ * carries is judged by its author's signature, so naming the relayer only makes each copy
+ * traceable to the node that stored it), reads only its own commands (its durable consumer, created only with its
  * own filter subject, so it cannot be pointed at another node's commands), and otherwise only
  * reads the rollout plans and the image bucket. Replies come to its own inbox prefix.
  */
@@ -50,6 +53,7 @@ export function nodePermissions(nodeId: string, imagesBucket: string = IMAGES_BU
     pub: {
       allow: [
         nodeEventsFilter(nodeId),
+        relayEventsFilter('*', nodeId),
         `${API}.INFO`,
         `${API}.CONSUMER.INFO.${COMMANDS_STREAM}.${consumer}`,
         `${API}.CONSUMER.CREATE.${COMMANDS_STREAM}.${consumer}.${commandSubject(nodeId)}`,
@@ -71,11 +75,11 @@ export function nodePermissions(nodeId: string, imagesBucket: string = IMAGES_BU
 
 /**
  * The worker runs the control plane (streams, commands, plans, rollout events, projections,
- * images) but never speaks for a node: node events come only from nodes.
+ * images) but never speaks for a node: node events, direct or relayed, come only from nodes.
  */
 export function workerPermissions(): NatsPermissions {
   return {
-    pub: { allow: ['>'], deny: [nodeEventsFilter()] },
+    pub: { allow: ['>'], deny: [nodeEventsFilter(), relayEventsFilter()] },
     sub: { allow: ['>'], deny: [] },
   };
 }

@@ -9,6 +9,7 @@ import {
   CONTROL_PLANE_ID,
   ENROLMENTS_BUCKET,
   nodeEventSubject,
+  relayEventSubject,
   trustEventsFilter,
   type EnrolmentCertificate,
   type ControlPlaneKeyRetired,
@@ -85,10 +86,14 @@ export async function openEnrolmentBucket(nc: NatsConnection): Promise<KV> {
  */
 export async function readTrustState(log: EventLog, trustedKeys: TrustedKeys): Promise<TrustState> {
   const state = emptyTrustState();
-  for await (const { seq, event } of log.replay({
-    filters: [trustEventsFilter(), nodeEventSubject('*', 'NodeEnrollmentRequested')],
+  for await (const { seq, event, subject } of log.replay({
+    filters: [
+      trustEventsFilter(),
+      nodeEventSubject('*', 'NodeEnrollmentRequested'),
+      relayEventSubject('*', '*', 'NodeEnrollmentRequested'),
+    ],
   })) {
-    applyTrust(state, seq, event, trustedKeys);
+    applyTrust(state, seq, event, trustedKeys, subject);
   }
   return state;
 }

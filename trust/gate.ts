@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { EventLog } from '../eventlog/index.ts';
-import { eventSubject, nodeEventsFilter, trustEventsFilter } from '../schema/index.ts';
+import { nodeEventsFilters, trustEventsFilter } from '../schema/index.ts';
 import type { TrustedKeys } from '../signing/index.ts';
 import { applyTrust, emptyTrustState, type TrustState, type TrustVerdict } from './reducer.ts';
 import { rejectionOf, type RejectionRecorder } from './rejections.ts';
@@ -58,22 +58,17 @@ export function startTrustGate(init: {
   const loop = (async () => {
     while (!abort.signal.aborted) {
       try {
-        for await (const { seq, event } of log.follow({
+        for await (const { seq, event, subject } of log.follow({
           fromSeq: read + 1,
-          filters: [nodeEventsFilter(), trustEventsFilter()],
+          filters: [...nodeEventsFilters(), trustEventsFilter()],
           signal: abort.signal,
           onInvalid: (e) => advance(e.seq),
         })) {
-          const verdict = applyTrust(trust, seq, event, init.trustedKeys);
+          const verdict = applyTrust(trust, seq, event, init.trustedKeys, subject);
           if (!verdict.ok) {
             refused.set(seq, verdict);
             await init.recorder
-              .record(
-                rejectionOf(
-                  { streamSeq: seq, subject: eventSubject(event), event, ...verdict },
-                  init.by ?? 'event-bridge',
-                ),
-              )
+              .record(rejectionOf({ streamSeq: seq, subject, event, ...verdict }, init.by ?? 'event-bridge'))
               .catch((err: unknown) => logger.error({ err, seq }, 'cannot store a rejection record'));
           }
           advance(seq);

@@ -3,6 +3,7 @@ import {
   CONTROL_PLANE_ID,
   isNodeEvent,
   isTrustEvent,
+  parseNodeSubject,
   type DomainEvent,
   type EnrolmentCertificate,
   type Labels,
@@ -86,20 +87,34 @@ const pass = (changed: boolean): TrustVerdict => ({ ok: true, changed });
  * from sequence 1 gives the same verdicts as the live bridge and projector. So does a retired
  * control-plane key: `trustedKeys` holds every key the control plane ever had, and what a key
  * signed counts only where it stands in the log before that key's ControlPlaneKeyRetired.
+ *
+ * `subject`, where the event was stored: a node's event is stored under its author's id, directly
+ * or relayed by a peer (`slotflow.evt.relay.<author>.<relayer>.<Type>`), and is judged the same
+ * way either way; one filed under another node's id is refused, so readers that select a node's
+ * events by subject see all of them and no one else's. A relayed copy of an event already
+ * accepted is refused as `duplicate-relay`, which is expected with many relays and not an attack.
  */
 export function applyTrust(
   state: TrustState,
   seq: number,
   event: DomainEvent,
   trustedKeys: TrustedKeys,
+  subject?: string,
 ): TrustVerdict {
   if (isTrustEvent(event)) return applyDecision(state, seq, event, trustedKeys);
   if (!isNodeEvent(event)) return pass(false);
+  const what = `${event.type} ${event.id} from ${event.nodeId}`;
+  const filed = subject === undefined ? undefined : parseNodeSubject(subject);
+  if (filed && filed.authorId !== event.nodeId) {
+    return refuse(
+      'malformed',
+      `${what} was stored on ${subject}, under node ${filed.authorId}; a node's event belongs under its author's id`,
+    );
+  }
   if (event.type === 'NodeEnrollmentRequested') return applyRequest(state, seq, event);
   if (event.nodeId === CONTROL_PLANE_ID)
     return refuse('malformed', `${event.type} ${event.id}: node id ${CONTROL_PLANE_ID} is reserved`);
   const node = state.nodes.get(event.nodeId);
-  const what = `${event.type} ${event.id} from ${event.nodeId}`;
   if (!node) return refuse('unknown-node', `${what}: the node is not enrolled (no request, no enrolment)`);
   if (node.status !== 'enrolled') {
     const reason = node.status === 'pending' ? 'pending' : node.status;
@@ -109,6 +124,9 @@ export function applyTrust(
   if (!check.ok) return refuse(check.reason, check.message);
   if (event.seq === undefined) return refuse('no-sequence', `${what} is signed but carries no event number`);
   const window = acceptSeq(node.window, event.seq);
+  if (!window.ok && window.why === 'repeat' && filed?.relayerId !== undefined) {
+    return refuse('duplicate-relay', `${what} relayed by ${filed.relayerId}: ${window.message}`);
+  }
   if (!window.ok) return refuse('replayed', `${what}: ${window.message}`);
   node.window = window.window;
   return pass(false);

@@ -42,19 +42,33 @@ export function rejectionOf(
   };
 }
 
-/** Counts, logs and stores refusals; the first component to refuse a message records it. */
+/**
+ * Counts, logs and stores refusals; the first component to refuse a message records it. A
+ * duplicate relay (a peer's copy of an event already accepted) is counted apart and not stored:
+ * every extra relay of an event makes one, it changes nothing, and listing them would bury the
+ * refusals an operator has to look at.
+ */
 export interface RejectionRecorder {
   record(rejection: RejectionRecord): Promise<void>;
-  /** Refusals this process saw. */
+  /** Refusals this process saw (duplicate relays not included). */
   count(): number;
+  /** Duplicate relays this process skipped. */
+  duplicates(): number;
 }
 
 /** A recorder over the rejection bucket (`kv` undefined: count and log only). */
 export function createRejectionRecorder(kv: KV | undefined, logger: Logger): RejectionRecorder {
   let count = 0;
+  let duplicates = 0;
   return {
     count: () => count,
+    duplicates: () => duplicates,
     async record(r) {
+      if (r.reason === 'duplicate-relay') {
+        duplicates++;
+        logger.debug({ streamSeq: r.streamSeq, nodeId: r.nodeId, eventId: r.eventId }, r.message);
+        return;
+      }
       count++;
       logger.warn(
         { streamSeq: r.streamSeq, nodeId: r.nodeId, type: r.type, reason: r.reason, eventId: r.eventId },

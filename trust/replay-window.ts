@@ -22,12 +22,18 @@ const MASK = (1n << BigInt(REPLAY_WINDOW)) - 1n;
 
 /** Why a number is refused, or the window after accepting it. */
 export type WindowCheck =
-  { readonly ok: true; readonly window: ReplayWindow } | { readonly ok: false; readonly message: string };
+  | { readonly ok: true; readonly window: ReplayWindow }
+  | {
+      readonly ok: false;
+      /** `repeat`: this very number was accepted before; `stale`: below the window; `invalid`: not a number. */
+      readonly why: 'repeat' | 'stale' | 'invalid';
+      readonly message: string;
+    };
 
 /** Pure: accepts `seq` into the window once, or says why it is a replay. */
 export function acceptSeq(window: ReplayWindow, seq: number): WindowCheck {
   if (!Number.isSafeInteger(seq) || seq < 1) {
-    return { ok: false, message: `event number ${seq} is not a positive integer` };
+    return { ok: false, why: 'invalid', message: `event number ${seq} is not a positive integer` };
   }
   const seen = BigInt(`0x${window.seen}`);
   if (seq > window.top) {
@@ -39,6 +45,7 @@ export function acceptSeq(window: ReplayWindow, seq: number): WindowCheck {
   if (age >= REPLAY_WINDOW) {
     return {
       ok: false,
+      why: 'stale',
       message: `event number ${seq} is older than the replay window (highest accepted ${window.top}, window ${REPLAY_WINDOW})`,
     };
   }
@@ -46,6 +53,7 @@ export function acceptSeq(window: ReplayWindow, seq: number): WindowCheck {
   if ((seen & bit) !== 0n) {
     return {
       ok: false,
+      why: 'repeat',
       message: `event number ${seq} was already accepted (highest accepted ${window.top})`,
     };
   }

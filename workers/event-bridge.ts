@@ -9,7 +9,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { EventLog } from '../eventlog/index.ts';
 import type { TrustGate } from '../trust/index.ts';
-import { EVENTS_STREAM, NodeEvent, nodeEventsFilter } from '../schema/index.ts';
+import { EVENTS_STREAM, NodeEvent, nodeEventsFilters } from '../schema/index.ts';
 import {
   NODE_SIGNAL_TYPES,
   nodeWorkflowId,
@@ -52,7 +52,8 @@ const consumerConfig = {
   ack_policy: AckPolicy.Explicit,
   // Events older than the bridge concern no workflow it could signal.
   deliver_policy: DeliverPolicy.New,
-  filter_subject: nodeEventsFilter(),
+  // Node events as their authors stored them and as peers relayed them; the gate judges both alike.
+  filter_subjects: nodeEventsFilters(),
   ack_wait: 30_000_000_000,
   max_ack_pending: -1,
   max_deliver: -1,
@@ -68,15 +69,23 @@ async function ensureConsumer(log: EventLog): Promise<void> {
     return;
   }
   const { max_ack_pending, max_deliver, ack_wait } = info.config;
+  // A consumer made before relays existed reads only the direct subjects.
+  const filters =
+    info.config.filter_subjects ?? (info.config.filter_subject ? [info.config.filter_subject] : []);
+  const sameFilters =
+    filters.length === consumerConfig.filter_subjects.length &&
+    consumerConfig.filter_subjects.every((f) => filters.includes(f));
   if (
     max_ack_pending !== consumerConfig.max_ack_pending ||
     max_deliver !== consumerConfig.max_deliver ||
-    ack_wait !== consumerConfig.ack_wait
+    ack_wait !== consumerConfig.ack_wait ||
+    !sameFilters
   ) {
     await log.jsm.consumers.update(EVENTS_STREAM, BRIDGE_CONSUMER, {
       max_ack_pending: consumerConfig.max_ack_pending,
       max_deliver: consumerConfig.max_deliver,
       ack_wait: consumerConfig.ack_wait,
+      ...(sameFilters ? {} : { filter_subject: '', filter_subjects: consumerConfig.filter_subjects }),
     });
   }
 }

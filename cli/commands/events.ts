@@ -1,5 +1,11 @@
 import { openEventLog, type LoggedEvent } from '../../eventlog/index.ts';
-import { isValidId, nodeEventsFilter, rolloutEventsFilter, type DomainEvent } from '../../schema/index.ts';
+import {
+  isValidId,
+  nodeEventsFilters,
+  parseNodeSubject,
+  rolloutEventsFilter,
+  type DomainEvent,
+} from '../../schema/index.ts';
 import { parseFlags, type Command } from '../command.ts';
 import { cliConfig, withNats } from '../context.ts';
 import { listRejections, openRejectionBucket } from '../../trust/index.ts';
@@ -15,12 +21,15 @@ function checkId(flag: string, value: string | undefined): string | undefined {
   return value;
 }
 
-/** Subject filters that cover the request; the rest is matched on the decoded event. */
+/**
+ * Subject filters that cover the request (a node's events include those peers relayed for it);
+ * the rest is matched on the decoded event.
+ */
 export function eventFilters(rolloutId?: string, nodeId?: string): string[] {
   if (rolloutId && nodeId)
-    return [nodeEventsFilter(nodeId), `slotflow.evt.rollout.${rolloutId}.NodeUpgradeFinished`];
-  if (rolloutId) return [rolloutEventsFilter(rolloutId), nodeEventsFilter()];
-  if (nodeId) return [nodeEventsFilter(nodeId), `slotflow.evt.rollout.*.NodeUpgradeFinished`];
+    return [...nodeEventsFilters(nodeId), `slotflow.evt.rollout.${rolloutId}.NodeUpgradeFinished`];
+  if (rolloutId) return [rolloutEventsFilter(rolloutId), ...nodeEventsFilters()];
+  if (nodeId) return [...nodeEventsFilters(nodeId), `slotflow.evt.rollout.*.NodeUpgradeFinished`];
   return ['slotflow.evt.>'];
 }
 
@@ -33,11 +42,33 @@ export function eventMatches(event: DomainEvent, rolloutId?: string, nodeId?: st
 
 const SKIP = new Set(['v', 'id', 'at', 'type', 'rolloutId', 'nodeId', 'spec', 'manifest', 'commandId']);
 
+/** The node that relayed a stored event into the log, for one a peer carried there. */
+export function relayerOf(logged: Pick<LoggedEvent, 'subject'>): string | undefined {
+  return parseNodeSubject(logged.subject)?.relayerId;
+}
+
+/**
+ * Skips relayed copies of events already shown: many peers may relay one event, and a copy
+ * stored after the stream's de-duplication window is still the same event.
+ */
+export function createRelayCopyFilter(): (logged: LoggedEvent) => boolean {
+  const shown = new Set<string>();
+  return (logged) => {
+    if (!parseNodeSubject(logged.subject)) return true;
+    if (relayerOf(logged) !== undefined && shown.has(logged.event.id)) return false;
+    shown.add(logged.event.id);
+    return true;
+  };
+}
+
 /** One human-readable line per event. */
-export function formatEvent({ seq, event }: LoggedEvent): string {
+export function formatEvent(logged: LoggedEvent): string {
+  const { seq, event } = logged;
+  const relayer = relayerOf(logged);
   const about = [
     'rolloutId' in event && event.rolloutId ? `rollout=${event.rolloutId}` : '',
     'nodeId' in event ? `node=${event.nodeId}` : '',
+    relayer ? `relayed-by=${relayer}` : '',
   ]
     .filter(Boolean)
     .join(' ');
@@ -105,12 +136,14 @@ export const events: Command = {
         onInvalid: (e: { seq: number; subject: string; problem: string }) =>
           process.stderr.write(`slotflow: skipping invalid entry ${e.seq} on ${e.subject}: ${e.problem}\n`),
       };
+      const firstCopy = createRelayCopyFilter();
       try {
         for await (const logged of values.follow ? log.follow(options) : log.replay(options)) {
-          if (!eventMatches(logged.event, rolloutId, nodeId)) continue;
+          if (!eventMatches(logged.event, rolloutId, nodeId) || !firstCopy(logged)) continue;
+          const relayedBy = relayerOf(logged);
           process.stdout.write(
             values.json
-              ? `${JSON.stringify({ seq: logged.seq, event: logged.event })}\n`
+              ? `${JSON.stringify({ seq: logged.seq, event: logged.event, ...(relayedBy ? { relayedBy } : {}) })}\n`
               : `${formatEvent(logged)}\n`,
           );
         }

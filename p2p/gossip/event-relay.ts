@@ -1,6 +1,7 @@
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
-import type { EventLog } from '../../eventlog/index.ts';
-import { SchemaError, type NodeEvent } from '../../schema/index.ts';
+import { EVENTS_STREAM, NodeEvent, SchemaError, parseWith, relayEventSubject } from '../../schema/index.ts';
 import { describeError } from '../errors.ts';
 import type { EventGossipService } from './events.ts';
 
@@ -16,10 +17,40 @@ export interface EventRelayStats {
   failures: number;
 }
 
+/** Stores a peer's event in SLOTFLOW_EVENTS as a relayed copy. */
+export interface RelayPublisher {
+  /** Appends the event unchanged; `duplicate` when the stream already held one with its id. */
+  publish(event: NodeEvent): Promise<{ readonly seq: number; readonly duplicate: boolean }>;
+}
+
+/**
+ * Relays over a NATS connection: each event goes, exactly as its author signed it, to
+ * `slotflow.evt.relay.<author>.<relayerId>.<Type>`, the only relay subjects a node's NATS
+ * credentials let it publish, with the event id as `Nats-Msg-Id` so the stream keeps one copy
+ * whichever relay (or the author's own outbox) comes first.
+ */
+export function natsRelayPublisher(nc: NatsConnection, relayerId: string): RelayPublisher {
+  const js = jetstream(nc);
+  return {
+    async publish(input) {
+      const event = parseWith(NodeEvent, input, `relayed ${input.type} event`);
+      const ack = await js.publish(
+        relayEventSubject(event.nodeId, relayerId, event.type),
+        JSON.stringify(event),
+        {
+          msgID: event.id,
+          expect: { streamName: EVENTS_STREAM },
+        },
+      );
+      return { seq: ack.seq, duplicate: ack.duplicate };
+    },
+  };
+}
+
 /** Republishes peers' gossiped events into SLOTFLOW_EVENTS whenever a NATS connection exists. */
 export interface EventRelay {
-  /** Attaches (NATS reachable) or detaches (NATS lost) the event log; pending events drain on attach. */
-  setEventLog(eventLog: EventLog | undefined): void;
+  /** Attaches (NATS reachable) or detaches (NATS lost) the publisher; pending events drain on attach. */
+  setPublisher(publisher: RelayPublisher | undefined): void;
   /** Events waiting for an event log. */
   pending(): number;
   /** Resolves once nothing is pending, or false after `timeoutMs`. */
@@ -31,14 +62,14 @@ export interface EventRelay {
 
 /**
  * Every agent that reaches NATS relays what it hears, so an event reaches JetStream as long as
- * one peer of its author has NATS. Many relays append the same event: exactly-once storage
- * comes from the stream's de-duplication by `Nats-Msg-Id` (the event id) within its duplicate
- * window (a day by default), which EventLog.append sets. Events heard while no NATS is reachable
- * wait in a bounded queue; the author's outbox remains the durable copy.
+ * one peer of its author has NATS. Many relays append the same event: the stream de-duplicates by
+ * `Nats-Msg-Id` (the event id) within its duplicate window (a day by default), and past it the
+ * readers' replay window counts a later copy once (see trust/reducer.ts). Events heard while no
+ * NATS is reachable wait in a bounded queue; the author's outbox remains the durable copy.
  */
 export function createEventRelay(init: {
   events: EventGossipService;
-  eventLog?: EventLog;
+  publisher?: RelayPublisher;
   /** Largest number of events kept while no event log is attached (default 10 000). */
   maxPending?: number;
   log: Logger;
@@ -47,7 +78,7 @@ export function createEventRelay(init: {
   const maxPending = init.maxPending ?? 10_000;
   const stats: EventRelayStats = { appended: 0, duplicates: 0, dropped: 0, failures: 0 };
   const queue = new Map<string, NodeEvent>();
-  let eventLog = init.eventLog;
+  let publisher = init.publisher;
   let draining: Promise<void> | undefined;
   let retry: NodeJS.Timeout | undefined;
   let backoff = 250;
@@ -62,10 +93,10 @@ export function createEventRelay(init: {
   }
 
   async function drain(): Promise<void> {
-    while (!stopped && eventLog && queue.size > 0) {
+    while (!stopped && publisher && queue.size > 0) {
       const [id, event] = queue.entries().next().value as [string, NodeEvent];
       try {
-        const { duplicate } = await eventLog.append(event);
+        const { duplicate } = await publisher.publish(event);
         if (duplicate) stats.duplicates++;
         else stats.appended++;
         queue.delete(id);
@@ -79,6 +110,16 @@ export function createEventRelay(init: {
           continue;
         }
         stats.failures++;
+        if (/permissions violation/i.test(describeError(err))) {
+          // Not transient either: credentials issued before relays existed, or for another node.
+          // The events stay queued, and their authors' outboxes still hold them.
+          publisher = undefined;
+          log.warn(
+            { err: describeError(err) },
+            'not relaying peers’ events: this node’s NATS credentials do not allow its relay subjects; issue it new ones (slotflow stack nats-auth --nodes ID)',
+          );
+          return;
+        }
         log.debug({ err: describeError(err), pending: queue.size }, 'relaying an event failed; retrying');
         retry = setTimeout(kick, backoff);
         backoff = Math.min(backoff * 2, 5_000);
@@ -104,14 +145,14 @@ export function createEventRelay(init: {
       stats.dropped++;
     }
     queue.set(event.id, event);
-    if (eventLog) kick();
+    if (publisher) kick();
   }
 
   return {
     stats,
     pending: () => queue.size,
-    setEventLog(next) {
-      eventLog = next;
+    setPublisher(next) {
+      publisher = next;
       backoff = 250;
       if (next) kick();
     },

@@ -4,9 +4,11 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { openEventLog, type EventLog } from '../../eventlog/index.ts';
-import { nodeEventsFilter, type NodeEvent } from '../../schema/index.ts';
+import { nodeEventsFilters, nodeInboxPrefix, type NodeEvent } from '../../schema/index.ts';
 import type { SigningKey } from '../../signing/index.ts';
-import type { SlotflowPeer } from '../../p2p/index.ts';
+import { natsRelayPublisher, type SlotflowPeer } from '../../p2p/index.ts';
+import { issueNodeCredentials } from '../../stack/index.ts';
+import { connectNats } from '../../runtime/nats.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
 import { cleanupDirs, controlPlaneKey, startMesh, stopAll, until } from './helpers.ts';
 
@@ -16,20 +18,36 @@ let peers: SlotflowPeer[];
 const connections: NatsConnection[] = [];
 let reader: EventLog;
 
+/** A node's own connection, as its agent makes it: its per-node credentials over TLS. */
+async function connectAsNode(nodeId: string): Promise<NatsConnection> {
+  const security = nats.security!;
+  return connectNats(
+    {
+      servers: [nats.url],
+      credsFile: await issueNodeCredentials(security.authDir, nodeId),
+      tls: { ca: security.ca },
+    },
+    nodeId,
+    { maxReconnectAttempts: -1, reconnectTimeWait: 250, inboxPrefix: nodeInboxPrefix(nodeId) },
+  );
+}
+
 before(async () => {
-  nats = await startNats();
+  // As `stack up` runs it: TLS, and each node may publish only its own events and its own relays.
+  nats = await startNats({ secure: true });
   key = await controlPlaneKey();
   reader = await openEventLog(await nats.connect());
   // Six peers; four of them reach NATS and relay, two (the authors below) do not.
   peers = await startMesh(6, key);
   for (const p of peers.slice(2)) {
-    const nc = await nats.connect();
+    const nc = await connectAsNode(p.nodeId);
     connections.push(nc);
-    p.relay.setEventLog(await openEventLog(nc));
+    p.relay.setPublisher(natsRelayPublisher(nc, p.nodeId));
   }
 });
 
 after(async () => {
+  await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
   await stopAll(peers ?? []);
   await nats?.stop();
   await cleanupDirs();
@@ -50,7 +68,7 @@ function heartbeat(nodeId: string): NodeEvent {
 
 async function storedIds(nodeId: string): Promise<string[]> {
   const ids: string[] = [];
-  for await (const e of reader.replay({ filters: [nodeEventsFilter(nodeId)] })) ids.push(e.event.id);
+  for await (const e of reader.replay({ filters: nodeEventsFilters(nodeId) })) ids.push(e.event.id);
   return ids;
 }
 
@@ -64,10 +82,20 @@ test('event relay - events of a node without NATS land in JetStream exactly once
   await sleep(300);
   const ids = await storedIds(author.nodeId);
   assert.deepEqual([...ids].sort(), events.map((e) => e.id).sort());
+  const relayers = new Set(peers.slice(2).map((p) => p.nodeId));
+  for await (const { subject } of reader.replay({ filters: nodeEventsFilters(author.nodeId) })) {
+    const [, , kind, of, by] = subject.split('.');
+    assert.ok(kind === 'relay' && of === author.nodeId && relayers.has(by!), `stored as a relay: ${subject}`);
+  }
   const appended = peers.reduce((n, p) => n + p.relay.stats.appended, 0);
   const duplicates = peers.reduce((n, p) => n + p.relay.stats.duplicates, 0);
   assert.equal(appended, events.length, 'one relay stored each event');
   assert.equal(duplicates, events.length * 3, 'the other three relays were de-duplicated by the stream');
+  assert.equal(
+    peers.reduce((n, p) => n + p.relay.stats.failures, 0),
+    0,
+    'no relay was refused by the server',
+  );
 });
 
 test('event relay - events heard while NATS is down are relayed once it is back', async () => {

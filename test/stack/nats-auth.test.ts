@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as rawConnect } from 'node:net';
@@ -26,6 +26,7 @@ import {
   nodeEventSubject,
   nodeInboxPrefix,
   planSubject,
+  relayEventSubject,
   rolloutEventSubject,
   type ArtifactManifest,
 } from '../../schema/index.ts';
@@ -35,6 +36,7 @@ import {
   exportCredentials,
   issueCredentials,
   issueNodeCredentials,
+  prepareServerSecurity,
   revokeNodeCredentials,
 } from '../../stack/index.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
@@ -95,6 +97,25 @@ test('nats auth - a node publishes its own events and the server refuses another
     'n1 publishing a rollout event',
   );
   await refused(js.publish(commandSubject('n2'), '{}', { timeout: 5_000 }), 'n1 publishing a command');
+});
+
+test('nats auth - a node relays a peer’s events only under its own id as relayer', async () => {
+  const js = jetstream(n1);
+  const ack = await js.publish(relayEventSubject('n2', 'n1', 'NodeHeartbeat'), '{}', { timeout: 5_000 });
+  assert.ok(ack.seq > 0, 'n1 relays n2’s event as relayer n1');
+  const message = await refused(
+    js.publish(relayEventSubject('n2', 'n3', 'NodeHeartbeat'), '{}', { timeout: 5_000 }),
+    'n1 relaying under n3’s id',
+  );
+  assert.match(message, /slotflow\.evt\.relay\.n2\.n3\.NodeHeartbeat/);
+  await refused(
+    js.publish(nodeEventSubject('n2', 'NodeHeartbeat'), '{}', { timeout: 5_000 }),
+    'n1 publishing n2’s direct subject',
+  );
+  await refused(
+    jetstream(worker).publish(relayEventSubject('n2', 'n1', 'NodeHeartbeat'), '{}', { timeout: 5_000 }),
+    'the worker publishing a relay',
+  );
 });
 
 test('nats auth - a node reads its own commands through its durable consumer, never another node’s', async () => {
@@ -307,6 +328,26 @@ test('nats auth - the auth file with the account keys must be readable by its ow
       assert.match(err.message, /mode 0600.*found 644.*chmod 600/);
       return true;
     });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('nats auth - worker credentials granting other permissions than the worker has now are issued again', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'slotflow-nats-auth-'));
+  try {
+    const first = await prepareServerSecurity(dir);
+    const kept = await readFile(first.workerCreds, 'utf8');
+    assert.equal(
+      await readFile((await prepareServerSecurity(dir)).workerCreds, 'utf8'),
+      kept,
+      'current: kept',
+    );
+    // As if made under older rules: a credential whose permissions are not the worker's.
+    await writeFile(first.workerCreds, await readFile(await issueNodeCredentials(dir, 'n1'), 'utf8'));
+    const again = await readFile((await prepareServerSecurity(dir)).workerCreds, 'utf8');
+    assert.notEqual(again, kept);
+    assert.match(Buffer.from(again.split('\n')[1]!.split('.')[1]!, 'base64url').toString(), /role:worker/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
