@@ -5,7 +5,12 @@
 // and no node may be commanded twice. Commands are counted from the Temporal histories (every
 // sendCommand that completed), not from the command stream, which drops a re-sent message id for
 // ten minutes, nor from the nodes, which refuse a replayed nonce: both would hide a re-send.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { WORKFLOWS_PATH } from '../../workers/worker.ts';
 import { startRollout } from '../../cli/rollout-client.ts';
 import { startSimulatedFleet, type Behavior, type SimulatedFleet } from '../../simulator/fleet.ts';
 import { approveUpdate, rolloutWorkflowId, statusQuery } from '../../workflows/definitions.ts';
@@ -14,6 +19,8 @@ import { commandsPublished, recordedAgainstStored, rolloutHistories } from '../h
 import { makeRootfs, rolloutEvents } from '../helpers/rollouts.ts';
 import { dice, hostLoad, poll, type CampaignSettings, type Dice } from './campaign.ts';
 import { spawnWorker, type WorkerProcess } from './worker-process.ts';
+
+const quietBundler = new DefaultLogger('WARN');
 
 /** Where in a rollout the worker dies. */
 export type KillPoint = 'image-build' | 'wave' | 'approval' | 'continue-as-new' | 'rolling-back';
@@ -145,9 +152,14 @@ export async function runWorkerKillCampaign(
     rollouts: [],
     problems: [],
   };
-  let worker = spawnWorker(plane.env);
+  // Built once: a worker that bundles its workflows at every start takes minutes on a loaded host.
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundler });
+  const bundle = join(await mkdtemp(join(tmpdir(), 'slotflow-bundle-')), 'workflows.js');
+  await writeFile(bundle, code);
+  const env = { ...plane.env, SLOTFLOW_WORKFLOW_BUNDLE: bundle };
+  let worker = spawnWorker(env);
   const restart = async (): Promise<WorkerProcess> => {
-    worker = spawnWorker(plane.env);
+    worker = spawnWorker(env);
     return worker;
   };
   try {
