@@ -14,7 +14,7 @@ before(async () => {
 after(() => plane?.stop());
 
 test('worker kill - SIGKILLed at random points of rollouts, every rollout ends as it should and no node is commanded twice', async () => {
-  const settings = campaignSettings('worker-kill', 'SLOTFLOW_WORKER_KILL', 6);
+  const settings = campaignSettings('worker-kill', 'SLOTFLOW_WORKER_KILL', 3);
   const say = (line: string) => process.stderr.write(`worker-kill: ${line}\n`);
   say(`seed ${settings.seed}, ${settings.faults} kills (replay: SLOTFLOW_WORKER_KILL_SEED=${settings.seed})`);
   const report = await runWorkerKillCampaign(plane, settings, say);
