@@ -11,13 +11,16 @@ import { runNatsKillCampaign } from './nats-kill.ts';
 
 let plane: ControlPlane;
 let root: string;
+// The agents' logs, journals and ledgers stay for a look when the campaign found something.
+let passed = false;
 before(async () => {
   plane = await startControlPlane();
   root = await tempDir('slotflow-nats-kill-');
 });
 after(async () => {
   await plane?.stop();
-  if (root) await rm(root, { recursive: true, force: true });
+  if (root && passed) await rm(root, { recursive: true, force: true });
+  else if (root) process.stderr.write(`nats-kill: agent logs, journals and ledgers kept in ${root}\n`);
 });
 
 test('nats kill - SIGKILLed before and after the plan reached the agents, rollouts complete and every event is stored once', async () => {
@@ -30,4 +33,5 @@ test('nats kill - SIGKILLed before and after the plan reached the agents, rollou
   assert.deepEqual(report.problems, [], `seed ${settings.seed}: see ${file} (agent logs in ${root})`);
   assert.equal(report.killsDone, settings.faults);
   assert.ok((report.events?.produced ?? 0) > 0, 'the agents produced events');
+  passed = true;
 });
