@@ -21,6 +21,7 @@ import { openJournal } from './journal.ts';
 import { lockDataDir } from './lock.ts';
 import { startMetricsServer } from './metrics.ts';
 import { createOutboxPublisher } from './outbox.ts';
+import { keepEventLedger } from './event-ledger.ts';
 import type { P2pLink } from './p2p-link.ts';
 import { openPlanBook } from './plans.ts';
 import { openTrustStore } from './trusted-keys.ts';
@@ -88,6 +89,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const identity = await loadNodeIdentity(config.dataDir);
   const stamp = eventStamp(identity);
   const journal = await openJournal(paths.journal, undefined, stamp);
+  if (config.eventLedger) keepEventLedger(config.eventLedger, journal);
   const driver = createSlotDriver(config, paths, runner, async () => o.bootId, o.faults, log);
   await driver.init(config.initialVersion);
   // The *.pub directory is the bootstrap trust; key commands since then live in the data dir.

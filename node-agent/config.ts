@@ -19,6 +19,7 @@ export const AGENT_ENV = {
   p2pListen: 'SLOTFLOW_P2P_LISTEN',
   bootstrap: 'SLOTFLOW_BOOTSTRAP',
   meshKey: 'SLOTFLOW_MESH_KEY',
+  eventLedger: 'SLOTFLOW_EVENT_LEDGER',
   /** Test-only: `1` marks a lab machine whose harness plays the bootloader (AgentConfig.lab). */
   lab: 'SLOTFLOW_LAB',
 } as const;
@@ -184,6 +185,7 @@ export async function loadAgentConfig(input: {
     initialVersion: env[AGENT_ENV.initialVersion],
     heartbeatInterval: env[AGENT_ENV.heartbeatInterval],
     maxCommandLifetime: env[AGENT_ENV.maxCommandLifetime],
+    eventLedger: env[AGENT_ENV.eventLedger] || undefined,
     lab: labFromEnv(env[AGENT_ENV.lab]),
   });
   const checks = flags.healthCheck?.map(healthCheckFlag);

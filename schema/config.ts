@@ -212,6 +212,12 @@ export const AgentConfig = z
     maxCommandLifetime: Duration.prefault('24h'),
     /** Prometheus text endpoint, e.g. 127.0.0.1:9464. */
     metricsListen: hostPort.optional(),
+    /**
+     * A file to which the id of every event the node records is appended, one per line, before
+     * it is published: an audit of what the node produced, to hold against the event stream.
+     * Unset (the default), none is kept.
+     */
+    eventLedger: z.string().min(1).optional(),
     /** Where artifact images come from, tried in order. */
     artifactSources: z
       .array(ArtifactSourceConfig)

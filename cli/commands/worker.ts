@@ -14,7 +14,16 @@ export const worker: Command = {
     const logger = createLogger('worker');
     // Loaded here: the Temporal worker runtime is heavy, and no other command needs it.
     const { startWorker } = await import('../../workers/worker.ts');
-    const running = await startWorker({ config, logger });
+    // A workflow bundle built ahead (bundleWorkflowCode of workers/worker.ts's WORKFLOWS_PATH)
+    // spares every start the bundling: seconds on an idle host, minutes on a loaded one.
+    const bundle = process.env['SLOTFLOW_WORKFLOW_BUNDLE'];
+    const running = await startWorker({
+      config,
+      logger,
+      ...(bundle
+        ? { workerOptions: { workflowsPath: undefined, workflowBundle: { codePath: bundle } } }
+        : {}),
+    });
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down: finishing running tasks');
       void running.shutdown();

@@ -216,3 +216,48 @@ export async function checkRolloutSends(
   );
   return { runs, sent: commandsPerNode(runs) };
 }
+
+/** A sendCommand activity that completed: its command is on the node's command stream. */
+export interface PublishedCommand extends SentCommand {
+  /** The attempt that completed (above 1: earlier attempts died with a worker or failed). */
+  readonly attempt: number;
+}
+
+/**
+ * Every sendCommand that completed, from the histories: the commands the workflows published.
+ * Activity retries inside one scheduled activity publish the same command id; a second scheduled
+ * send (a workflow that repeated the step) shows as a second entry.
+ */
+export function commandsPublished(runs: readonly RecordedRun[]): PublishedCommand[] {
+  const out: PublishedCommand[] = [];
+  for (const run of runs) {
+    const scheduled = new Map<string, { nodeId: string; type: string; commandId: string }>();
+    const attempts = new Map<string, number>();
+    for (const event of run.history.events ?? []) {
+      const id = String(event.eventId);
+      const s = event.activityTaskScheduledEventAttributes;
+      if (s?.activityType?.name === 'sendCommand') {
+        const payload = s.input?.payloads?.[0];
+        if (!payload) throw new Error(`${run.workflowId}: a sendCommand without input in event ${id}`);
+        scheduled.set(
+          id,
+          defaultPayloadConverter.fromPayload<{ nodeId: string; type: string; commandId: string }>(payload),
+        );
+      }
+      const started = event.activityTaskStartedEventAttributes;
+      if (started) attempts.set(String(started.scheduledEventId), started.attempt ?? 1);
+      const done = event.activityTaskCompletedEventAttributes;
+      const request = done ? scheduled.get(String(done.scheduledEventId)) : undefined;
+      if (done && request) {
+        out.push({
+          workflowId: run.workflowId,
+          nodeId: request.nodeId,
+          type: request.type,
+          commandId: request.commandId,
+          attempt: attempts.get(String(done.scheduledEventId)) ?? 1,
+        });
+      }
+    }
+  }
+  return out;
+}
