@@ -10,7 +10,12 @@ import fc from 'fast-check';
 import { decide, type DecisionContext } from '../../node-agent/command-decision.ts';
 import { emptyJournal } from '../../node-agent/journal-data.ts';
 import type { SlotStatus } from '../../node-agent/slot-drivers/driver.ts';
-import { CommandGossip, canonicalJson, type AnyCommandInput, type SignedCommand } from '../../schema/index.ts';
+import {
+  CommandGossip,
+  canonicalJson,
+  type AnyCommandInput,
+  type SignedCommand,
+} from '../../schema/index.ts';
 import {
   createMemoryNonceStore,
   newNonce,
@@ -47,9 +52,22 @@ function commands(nonce: () => string): AnyCommandInput[] {
       manifestDigest: digest,
       healthChecks: ['api'],
     },
-    { ...base, nonce: nonce(), type: 'Rollback', commandId: 'r-1:n-1:rollback', rolloutId: 'r-1', toVersion: '1.0.0' },
+    {
+      ...base,
+      nonce: nonce(),
+      type: 'Rollback',
+      commandId: 'r-1:n-1:rollback',
+      rolloutId: 'r-1',
+      toVersion: '1.0.0',
+    },
     { ...base, nonce: nonce(), type: 'Cancel', commandId: 'r-1:n-1:cancel', rolloutId: 'r-1' },
-    { ...base, nonce: nonce(), type: 'RevokeKey', commandId: 'k-1:n-1:revoke', revokeKeyId: '0123456789abcdef' },
+    {
+      ...base,
+      nonce: nonce(),
+      type: 'RevokeKey',
+      commandId: 'k-1:n-1:revoke',
+      revokeKeyId: '0123456789abcdef',
+    },
   ];
 }
 const valid: SignedCommand[] = commands(newNonce).map((c) => signCommand(c, key));
@@ -72,7 +90,10 @@ const decisionContext = (): DecisionContext => ({
 });
 
 const signedCommandInput = fc.oneof(
-  { weight: 8, arbitrary: fc.constantFrom(...valid).chain((s) => mutationsOf(s).map((m) => ({ from: s, ...m }))) },
+  {
+    weight: 8,
+    arbitrary: fc.constantFrom(...valid).chain((s) => mutationsOf(s).map((m) => ({ from: s, ...m }))),
+  },
   { weight: 1, arbitrary: randomJson.map((value) => ({ from: undefined, value, mutations: [] })) },
 );
 
@@ -97,12 +118,19 @@ test('fuzz - a mutated signed command is refused with a reason, never accepted c
       const d = await decide(v, decisionContext());
       assert.equal(d.kind === 'reject' ? d.reason : d.kind, v.reason);
       if (['malformed', 'unknown-key', 'bad-signature'].includes(v.reason)) {
-        assert.equal(d.kind === 'reject' ? d.command : undefined, undefined, 'unverified ids must not steer workflows');
+        assert.equal(
+          d.kind === 'reject' ? d.command : undefined,
+          undefined,
+          'unverified ids must not steer workflows',
+        );
       }
     }
     if (from && !v.ok) {
       const again = await verifyCommand(from, ctx);
-      assert.ok(again.ok, `the untouched command no longer verifies after a refused copy: ${again.ok ? '' : again.message}`);
+      assert.ok(
+        again.ok,
+        `the untouched command no longer verifies after a refused copy: ${again.ok ? '' : again.message}`,
+      );
     }
   });
 });
@@ -111,17 +139,29 @@ test('fuzz - a verified command always gets a decision, not an exception', async
   // Signed commands with random content where the schema allows it: the decision must handle them all.
   const arb = fc.record({
     which: fc.nat({ max: 2 }),
-    version: fc.oneof(fc.constantFrom('0.0.1', '1.0.0', '2.0.0', '10.0.0-rc.1', '1.0.0+b'), fc.string({ minLength: 1, maxLength: 10 })),
+    version: fc.oneof(
+      fc.constantFrom('0.0.1', '1.0.0', '2.0.0', '10.0.0-rc.1', '1.0.0+b'),
+      fc.string({ minLength: 1, maxLength: 10 }),
+    ),
     toVersion: fc.option(fc.string({ minLength: 1, maxLength: 10 }), { nil: undefined }),
     checks: fc.array(fc.constantFrom('api', 'disk', ''), { maxLength: 3 }),
     allowDowngrade: fc.boolean(),
     busy: fc.boolean(),
   });
   await fuzz('command-decision', arb, async (c) => {
-    const [upgrade, rollback, cancel] = commands(newNonce) as [AnyCommandInput, AnyCommandInput, AnyCommandInput];
+    const [upgrade, rollback, cancel] = commands(newNonce) as [
+      AnyCommandInput,
+      AnyCommandInput,
+      AnyCommandInput,
+    ];
     const input =
       c.which === 0
-        ? { ...upgrade, image: { type: 'oci', reference: 'r/os:x', digest, version: c.version }, healthChecks: c.checks, allowDowngrade: c.allowDowngrade }
+        ? {
+            ...upgrade,
+            image: { type: 'oci', reference: 'r/os:x', digest, version: c.version },
+            healthChecks: c.checks,
+            allowDowngrade: c.allowDowngrade,
+          }
         : c.which === 1
           ? { ...rollback, toVersion: c.toVersion, allowDowngrade: c.allowDowngrade }
           : cancel;
@@ -176,7 +216,8 @@ test('fuzz - a relay accepts only commands a trusted key signed, unchanged', asy
       now: () => NOW,
       clockSkewMs: 60_000,
     });
-    if (verdict.type === 'accept') assert.equal(canonicalJson(verdict.value.command), canonicalJson(s.command));
+    if (verdict.type === 'accept')
+      assert.equal(canonicalJson(verdict.value.command), canonicalJson(s.command));
     else assert.ok(verdict.reason.length > 0);
   });
 });

@@ -9,7 +9,13 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
-import { DomainEvent, canonicalJson, isNodeEvent, describeIssues, type DomainEventInput } from '../../schema/index.ts';
+import {
+  DomainEvent,
+  canonicalJson,
+  isNodeEvent,
+  describeIssues,
+  type DomainEventInput,
+} from '../../schema/index.ts';
 import { signNodeEvent } from '../../signing/index.ts';
 import { newNodeIdentity } from '../../simulator/identity.ts';
 import { applyTrust, emptyTrustState, type TrustState } from '../../trust/index.ts';
@@ -79,14 +85,26 @@ function readEvent(raw: unknown, state: TrustState, mutations: readonly Mutation
     assertNamesField(problems, mutations, 'event');
     return { decoded: false as const };
   }
-  return { decoded: true as const, event: parsed.data, verdict: applyTrust(state, 2, parsed.data, fleet.trustedKeys) };
+  return {
+    decoded: true as const,
+    event: parsed.data,
+    verdict: applyTrust(state, 2, parsed.data, fleet.trustedKeys),
+  };
 }
 
 const signedEvents = [heartbeat, committed];
 test('fuzz - a changed signed node event is refused by the trust reducer and changes nothing', async () => {
   const arb = fc.oneof(
-    { weight: 8, arbitrary: fc.constantFrom(...signedEvents).chain((e) => mutationsOf(e).map((m) => ({ from: e, ...m }))) },
-    { weight: 1, arbitrary: randomJson.map((value) => ({ from: undefined, value, mutations: [] as Mutation[] })) },
+    {
+      weight: 8,
+      arbitrary: fc
+        .constantFrom(...signedEvents)
+        .chain((e) => mutationsOf(e).map((m) => ({ from: e, ...m }))),
+    },
+    {
+      weight: 1,
+      arbitrary: randomJson.map((value) => ({ from: undefined, value, mutations: [] as Mutation[] })),
+    },
   );
   await fuzz('node-events', arb, ({ from, value, mutations }) => {
     const state = enrolledState();
@@ -104,7 +122,8 @@ test('fuzz - a changed signed node event is refused by the trust reducer and cha
       if (read.decoded && !read.verdict.ok) assert.ok(read.verdict.message.length > 0);
       assert.ok(isDeepStrictEqual(snapshot(state), before), 'a refused event changed the trust state');
       // The untouched event still passes after the refused copy.
-      if (from) assert.ok(applyTrust(state, 3, from, fleet.trustedKeys).ok, 'the good event no longer passes');
+      if (from)
+        assert.ok(applyTrust(state, 3, from, fleet.trustedKeys).ok, 'the good event no longer passes');
     }
   });
 });

@@ -48,11 +48,19 @@ async function snapshot(dir: string): Promise<Map<string, string>> {
 /** A document as a file's bytes: mostly the mutated JSON, sometimes cut short or not JSON at all. */
 function fileText(valid: unknown): fc.Arbitrary<{ text: string; mutations: readonly Mutation[] }> {
   return fc.oneof(
-    { weight: 6, arbitrary: mutationsOf(valid).map((m) => ({ text: JSON.stringify(m.value) ?? '', mutations: m.mutations })) },
+    {
+      weight: 6,
+      arbitrary: mutationsOf(valid).map((m) => ({
+        text: JSON.stringify(m.value) ?? '',
+        mutations: m.mutations,
+      })),
+    },
     { weight: 1, arbitrary: randomJson.map((v) => ({ text: JSON.stringify(v), mutations: [] })) },
     {
       weight: 1,
-      arbitrary: fc.nat({ max: JSON.stringify(valid).length - 1 }).map((n) => ({ text: JSON.stringify(valid).slice(0, n), mutations: [] })),
+      arbitrary: fc
+        .nat({ max: JSON.stringify(valid).length - 1 })
+        .map((n) => ({ text: JSON.stringify(valid).slice(0, n), mutations: [] })),
     },
     { weight: 1, arbitrary: fc.string({ maxLength: 40 }).map((text) => ({ text, mutations: [] })) },
   );
@@ -86,7 +94,11 @@ async function refusesCleanly(
     const message = (err as Error).message;
     assert.ok(message.length > 0);
     if (!message.includes(name)) assertNamesField(message, mutations, what);
-    assert.deepEqual(await snapshot(dir), before, `${what}: a refused file was changed or something was written`);
+    assert.deepEqual(
+      await snapshot(dir),
+      before,
+      `${what}: a refused file was changed or something was written`,
+    );
     return 'refused';
   }
 }
@@ -132,12 +144,18 @@ test('fuzz - agent journal: opened or refused naming the file, never rewritten o
   const root = await tempDir();
   const journal = emptyJournal(new Date('2026-11-22T10:00:00Z'));
   journal.nonces = { ['n'.repeat(24)]: Date.parse('2026-11-23T10:00:00Z') };
-  journal.nextEventSeq = 7;
+  journal.eventSeq = 7;
   await fuzz('journal', fileText(journal), async ({ text, mutations }) => {
     const dir = join(root, 'journal');
-    await refusesCleanly('journal', dir, 'journal.json', text, mutations, () => openJournal(join(dir, 'journal.json')), [
-      JournalError,
-    ]);
+    await refusesCleanly(
+      'journal',
+      dir,
+      'journal.json',
+      text,
+      mutations,
+      () => openJournal(join(dir, 'journal.json')),
+      [JournalError],
+    );
   });
 });
 
@@ -190,7 +208,10 @@ test('fuzz - keyring: read or refused naming the file, never rewritten', async (
     try {
       await readKeyring(home);
     } catch (err) {
-      assert.ok(err instanceof KeyError, `expected a KeyError, got ${(err as Error).name}: ${(err as Error).message}`);
+      assert.ok(
+        err instanceof KeyError,
+        `expected a KeyError, got ${(err as Error).name}: ${(err as Error).message}`,
+      );
       if (!err.message.includes('keyring.json')) assertNamesField(err.message, mutations, 'keyring');
       assert.deepEqual(await snapshot(join(home, 'keys')), before);
     }
@@ -207,9 +228,12 @@ test('fuzz - enrolment certificate file: loaded only when it verifies, refused w
     const before = await snapshot(dataDir);
     try {
       const got = await loadOwnEnrolment({ dataDir, nodeId: 'node-1', peerId, trustedKeys: trusted });
-      if (got) assert.equal(got.signature, cert.signature);
+      if (got) assert.equal(got.issuer.signature, cert.issuer.signature);
     } catch (err) {
-      assert.ok(err instanceof EnrolmentError, `expected an EnrolmentError, got ${(err as Error).name}: ${(err as Error).message}`);
+      assert.ok(
+        err instanceof EnrolmentError,
+        `expected an EnrolmentError, got ${(err as Error).name}: ${(err as Error).message}`,
+      );
       assert.match(err.message, /enrolment\.json/);
       assert.deepEqual(await snapshot(dataDir), before);
     }
@@ -222,7 +246,14 @@ test('fuzz - kept lease reports and held plans: a bad file is set aside or ignor
     v: 1,
     reports: [
       { v: 1, type: 'started', rolloutId: 'r-1', nodeId: 'node-1', at: '2026-11-22T10:00:00.000Z' },
-      { v: 1, type: 'done', rolloutId: 'r-1', nodeId: 'node-1', at: '2026-11-22T10:01:00.000Z', outcome: 'succeeded' },
+      {
+        v: 1,
+        type: 'done',
+        rolloutId: 'r-1',
+        nodeId: 'node-1',
+        at: '2026-11-22T10:01:00.000Z',
+        outcome: 'succeeded',
+      },
     ],
   };
   const plans = [testPlan(key, 'r-1', [['node-1']])];

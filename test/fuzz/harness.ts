@@ -22,7 +22,8 @@ function positiveInt(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: expected a positive whole number, got '${raw}'`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`${name}: expected a positive whole number, got '${raw}'`);
   return n;
 }
 
@@ -81,7 +82,8 @@ export async function fuzz<T>(
     ms,
     path: details.counterexamplePath ?? '',
     counterexample: fc.stringify(details.counterexample).slice(0, 2000),
-    error: details.errorInstance instanceof Error ? details.errorInstance.message : String(details.error),
+    error:
+      details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance),
   });
   throw new Error(
     `${surface}: ${message}\nreplay: SLOTFLOW_FUZZ_SEED=${details.seed} SLOTFLOW_FUZZ_PATH=${details.counterexamplePath ?? ''}`,
@@ -134,7 +136,8 @@ function retyped(v: unknown): fc.Arbitrary<Json> {
   if (typeof v !== 'number') options.push(fc.oneof(fc.integer(), fc.double()) as fc.Arbitrary<Json>);
   if (typeof v !== 'boolean') options.push(fc.boolean());
   if (v !== null) options.push(fc.constant(null));
-  if (!Array.isArray(v)) options.push(fc.array(fc.jsonValue({ maxDepth: 1 }) as fc.Arbitrary<Json>, { maxLength: 3 }));
+  if (!Array.isArray(v))
+    options.push(fc.array(fc.jsonValue({ maxDepth: 1 }) as fc.Arbitrary<Json>, { maxLength: 3 }));
   if (v === null || typeof v !== 'object' || Array.isArray(v)) options.push(fc.constant({}));
   return fc.oneof(...options);
 }
@@ -183,19 +186,25 @@ function mutationOf(doc: unknown): fc.Arbitrary<Mutated> {
         case 'drop':
           if (key === undefined) return fc.constant({ value: undefined, mutations: [{ kind, path }] });
           return fc.constant(
-            build((copy) => {
-              const parent = getAt(copy, parentPath);
-              if (Array.isArray(parent)) parent.splice(key as number, 1);
-              else delete (parent as Record<string, unknown>)[key];
-              return copy;
-            }, { kind, path }),
+            build(
+              (copy) => {
+                const parent = getAt(copy, parentPath);
+                if (Array.isArray(parent)) parent.splice(key as number, 1);
+                else delete (parent as Record<string, unknown>)[key];
+                return copy;
+              },
+              { kind, path },
+            ),
           );
         case 'add':
           if (current === null || typeof current !== 'object') {
             return retyped(current).map((v) => build((copy) => setAt(copy, v), { kind: 'retype', path }));
           }
           return fc
-            .tuple(fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), edgeStrings), fc.jsonValue({ maxDepth: 2 }))
+            .tuple(
+              fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), edgeStrings),
+              fc.jsonValue({ maxDepth: 2 }),
+            )
             .map(([k, v]) =>
               build(
                 (copy) => {
@@ -245,13 +254,11 @@ export function mutationsOf(valid: unknown): fc.Arbitrary<Mutated> {
     m.value === undefined || m.value === null || typeof m.value !== 'object'
       ? fc.constant(m)
       : mutationOf(m.value).map((n) => ({ value: n.value, mutations: supersede(m.mutations, n.mutations) }));
-  return fc
-    .nat({ max: 2 })
-    .chain((extra) => {
-      let arb = mutationOf(valid);
-      for (let i = 0; i < extra; i++) arb = arb.chain(step);
-      return arb;
-    });
+  return fc.nat({ max: 2 }).chain((extra) => {
+    let arb = mutationOf(valid);
+    for (let i = 0; i < extra; i++) arb = arb.chain(step);
+    return arb;
+  });
 }
 
 /** Random JSON documents (what a fuzzer with no idea of the shape sends). */

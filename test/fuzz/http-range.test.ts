@@ -56,8 +56,10 @@ before(async () => {
     const headers: Record<string, string> = {};
     if (answer.contentLength === 'right') headers['content-length'] = String(body.length);
     if (answer.contentLength === 'wrong') headers['content-length'] = String(body.length + 7);
-    if (answer.contentRange === 'right') headers['content-range'] = `bytes ${from}-${from + body.length - 1}/${image.length}`;
-    if (answer.contentRange === 'shifted') headers['content-range'] = `bytes ${asked}-${asked + body.length - 1}/${image.length}`;
+    if (answer.contentRange === 'right')
+      headers['content-range'] = `bytes ${from}-${from + body.length - 1}/${image.length}`;
+    if (answer.contentRange === 'shifted')
+      headers['content-range'] = `bytes ${asked}-${asked + body.length - 1}/${image.length}`;
     if (answer.contentRange === 'garbage') headers['content-range'] = answer.garbage;
     try {
       res.writeHead(answer.status, headers);
@@ -82,7 +84,10 @@ const answers: fc.Arbitrary<Answer> = fc.record({
   tail: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: -CHUNK, max: CHUNK })),
   contentLength: fc.constantFrom('right', 'right', 'wrong', 'none'),
   contentRange: fc.constantFrom('right', 'right', 'shifted', 'garbage', 'none'),
-  garbage: fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom('bytes */1', 'bytes 0-0/0', 'bytes 5-1/9', 'bytes=0-', 'bytes 1-2/x')),
+  garbage: fc.oneof(
+    fc.string({ maxLength: 30 }),
+    fc.constantFrom('bytes */1', 'bytes 0-0/0', 'bytes 5-1/9', 'bytes=0-', 'bytes 1-2/x'),
+  ),
   random: fc.boolean(),
 });
 
@@ -102,7 +107,11 @@ test('fuzz - HTTP Range answers: the image, or a clear error; verified chunks ar
         retryDelayMs: 400,
         stallTimeoutMs: 2_000,
       });
-      assert.deepEqual(await readFile(staging), image, 'the fetch ended but the image is not the manifest one');
+      assert.deepEqual(
+        await readFile(staging),
+        image,
+        'the fetch ended but the image is not the manifest one',
+      );
     } catch (err) {
       assert.ok(
         err instanceof ArtifactInvalidError || err instanceof ArtifactUnavailableError,
@@ -112,21 +121,42 @@ test('fuzz - HTTP Range answers: the image, or a clear error; verified chunks ar
       const kept = await readFile(staging);
       assert.deepEqual(kept.subarray(0, good.length), good, 'verified chunks were overwritten');
       // A Content-Range that shows another part than asked names the range, not a chunk digest.
-      const badRange = a.contentRange === 'garbage' || a.contentRange === 'none' || a.shift !== 0 || a.tail !== 0;
+      const badRange =
+        a.contentRange === 'garbage' || a.contentRange === 'none' || a.shift !== 0 || a.tail !== 0;
       if (a.status === 206 && a.contentRange !== 'shifted' && badRange) {
-        assert.match(err.message, /Content-Range/, 'a mirror that sent another range than asked is not named as such');
+        assert.match(
+          err.message,
+          /Content-Range/,
+          'a mirror that sent another range than asked is not named as such',
+        );
       }
     }
   });
 });
 
 test('http range - regression: a 206 one byte off is refused naming its Content-Range', async () => {
-  answer = { status: 206, shift: 1, tail: 0, contentLength: 'right', contentRange: 'right', garbage: '', random: false };
+  answer = {
+    status: 206,
+    shift: 1,
+    tail: 0,
+    contentLength: 'right',
+    contentRange: 'right',
+    garbage: '',
+    random: false,
+  };
   const staging = join(dir, 'staging-regression.img');
   await writeFile(staging, image.subarray(0, CHUNK));
   await assert.rejects(
-    fetchImage({ manifest, path: staging, sources: [createHttpSource(base)], deadline: Date.now() + 300, retryDelayMs: 400 }),
+    fetchImage({
+      manifest,
+      path: staging,
+      sources: [createHttpSource(base)],
+      deadline: Date.now() + 300,
+      retryDelayMs: 400,
+    }),
     (err: Error) =>
-      err instanceof ArtifactInvalidError && /Content-Range: bytes 1024-6243\/6244/.test(err.message) && /bytes 1025-/.test(err.message),
+      err instanceof ArtifactInvalidError &&
+      /Content-Range: bytes 1024-6243\/6244/.test(err.message) &&
+      /bytes 1025-/.test(err.message),
   );
 });

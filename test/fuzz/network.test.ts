@@ -29,7 +29,15 @@ import {
   upgradeCommand,
   waitForMesh,
 } from '../p2p/helpers.ts';
-import { FUZZ_CASES, assertNamesField, fuzz, mangledBytes, mutationsOf, randomJson, type Mutation } from './harness.ts';
+import {
+  FUZZ_CASES,
+  assertNamesField,
+  fuzz,
+  mangledBytes,
+  mutationsOf,
+  randomJson,
+  type Mutation,
+} from './harness.ts';
 
 let key: SigningKey;
 let a: SlotflowPeer;
@@ -86,10 +94,19 @@ async function validate(topic: string, data: Uint8Array): Promise<TopicValidator
 }
 
 /** Mutated, random and mangled bodies of a valid gossip message. */
-function bodies(valid: unknown): fc.Arbitrary<{ data: Uint8Array; mutations: readonly Mutation[]; json: boolean }> {
+function bodies(
+  valid: unknown,
+): fc.Arbitrary<{ data: Uint8Array; mutations: readonly Mutation[]; json: boolean }> {
   const encode = (v: unknown) => new TextEncoder().encode(JSON.stringify(v) ?? '');
   return fc.oneof(
-    { weight: 6, arbitrary: mutationsOf(valid).map((m) => ({ data: encode(m.value), mutations: m.mutations, json: true })) },
+    {
+      weight: 6,
+      arbitrary: mutationsOf(valid).map((m) => ({
+        data: encode(m.value),
+        mutations: m.mutations,
+        json: true,
+      })),
+    },
     { weight: 1, arbitrary: randomJson.map((v) => ({ data: encode(v), mutations: [], json: true })) },
     { weight: 2, arbitrary: mangledBytes(valid).map((data) => ({ data, mutations: [], json: false })) },
   );
@@ -107,7 +124,9 @@ async function fuzzTopic(surface: string, topic: string, valid: unknown): Promis
     const before = stats().rejected;
     const verdict = await validate(topic, data);
     assert.ok(
-      [TopicValidatorResult.Accept, TopicValidatorResult.Reject, TopicValidatorResult.Ignore].includes(verdict),
+      [TopicValidatorResult.Accept, TopicValidatorResult.Reject, TopicValidatorResult.Ignore].includes(
+        verdict,
+      ),
       `unexpected verdict ${verdict}`,
     );
     if (verdict === TopicValidatorResult.Reject) {
@@ -147,7 +166,14 @@ test('fuzz - event gossip: the validator settles every message, a good one still
 });
 
 test('fuzz - lease reports: the validator settles every message, a good one still arrives', async () => {
-  const report: LeaseReport = { v: 1, type: 'done', rolloutId: 'r-1', nodeId: 'node-1', at: now(), outcome: 'succeeded' };
+  const report: LeaseReport = {
+    v: 1,
+    type: 'done',
+    rolloutId: 'r-1',
+    nodeId: 'node-1',
+    at: now(),
+    outcome: 'succeeded',
+  };
   await fuzzTopic('gossip-lease', LEASE_TOPIC, report);
   await a.lease.publish({ v: 1, type: 'started', rolloutId: 'r-after', nodeId: 'node-1', at: now() });
   await until(() => b.lease.reports('r-after').get('node-1')?.started !== undefined, 15_000, 'a good report');
@@ -162,11 +188,16 @@ test('fuzz - chunk announcements: the validator settles every message', async ()
     addrs: a.multiaddrs(),
   };
   await fuzzTopic('gossip-chunk-have', CHUNKS_TOPIC, have);
-  assert.equal(await validate(CHUNKS_TOPIC, new TextEncoder().encode(JSON.stringify(have))), TopicValidatorResult.Accept);
+  assert.equal(
+    await validate(CHUNKS_TOPIC, new TextEncoder().encode(JSON.stringify(have))),
+    TopicValidatorResult.Accept,
+  );
 });
 
 /** One exchange with b's chunk server: what it answered, or undefined when it closed without. */
-async function exchange(send: (stream: Awaited<ReturnType<SlotflowPeer['node']['libp2p']['dialProtocol']>>) => Promise<void>) {
+async function exchange(
+  send: (stream: Awaited<ReturnType<SlotflowPeer['node']['libp2p']['dialProtocol']>>) => Promise<void>,
+) {
   const signal = AbortSignal.timeout(10_000);
   const stream = await a.node.libp2p.dialProtocol(peerIdFromString(b.peerId), CHUNK_PROTOCOL, { signal });
   const lp = lpStream(stream, { maxDataLength: 64 * 1024 * 1024 });
@@ -185,11 +216,33 @@ test('fuzz - chunk protocol: the server answers every request on a real stream a
   const valid = { type: 'get', digest: chunkDigest, force: true };
   const encoder = new TextEncoder();
   const arb = fc.oneof(
-    { weight: 5, arbitrary: mutationsOf(valid).map((m) => ({ framed: true, bytes: encoder.encode(JSON.stringify(m.value) ?? ''), mutations: m.mutations })) },
-    { weight: 1, arbitrary: randomJson.map((v) => ({ framed: true, bytes: encoder.encode(JSON.stringify(v)), mutations: [] as Mutation[] })) },
-    { weight: 2, arbitrary: mangledBytes(valid).map((bytes) => ({ framed: true, bytes, mutations: [] as Mutation[] })) },
+    {
+      weight: 5,
+      arbitrary: mutationsOf(valid).map((m) => ({
+        framed: true,
+        bytes: encoder.encode(JSON.stringify(m.value) ?? ''),
+        mutations: m.mutations,
+      })),
+    },
+    {
+      weight: 1,
+      arbitrary: randomJson.map((v) => ({
+        framed: true,
+        bytes: encoder.encode(JSON.stringify(v)),
+        mutations: [] as Mutation[],
+      })),
+    },
+    {
+      weight: 2,
+      arbitrary: mangledBytes(valid).map((bytes) => ({ framed: true, bytes, mutations: [] as Mutation[] })),
+    },
     // Not even a frame: random bytes straight on the stream (a bad length prefix, a cut-off frame).
-    { weight: 2, arbitrary: fc.uint8Array({ maxLength: 96 }).map((bytes) => ({ framed: false, bytes, mutations: [] as Mutation[] })) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .uint8Array({ maxLength: 96 })
+        .map((bytes) => ({ framed: false, bytes, mutations: [] as Mutation[] })),
+    },
   );
   // Streams are the slow part; the soak's count still applies, the CI sample is smaller.
   await fuzz(
@@ -204,7 +257,8 @@ test('fuzz - chunk protocol: the server answers every request on a real stream a
       if (reply?.status === 'error') {
         assert.ok(reply.message.length > 0);
         assert.equal(b.chunks.server.stats.errors, errorsBefore + 1);
-        if (/^chunk request: (?!expected)/.test(reply.message)) assertNamesField(reply.message, mutations, 'chunk request');
+        if (/^chunk request: (?!expected)/.test(reply.message))
+          assertNamesField(reply.message, mutations, 'chunk request');
       } else if (reply?.status === 'ok') {
         // Only a request for the chunk it holds is served.
       }
@@ -212,7 +266,12 @@ test('fuzz - chunk protocol: the server answers every request on a real stream a
     { cases: Math.max(10, Math.round(FUZZ_CASES / 2)) },
   );
   // Still serving: a proper request gets the chunk.
-  const got = await requestChunk(a.node.libp2p, peerIdFromString(b.peerId), { type: 'get', digest: chunkDigest, force: true }, AbortSignal.timeout(10_000));
+  const got = await requestChunk(
+    a.node.libp2p,
+    peerIdFromString(b.peerId),
+    { type: 'get', digest: chunkDigest, force: true },
+    AbortSignal.timeout(10_000),
+  );
   assert.equal(got.status, 'ok');
   assert.deepEqual(got.status === 'ok' ? Buffer.from(got.bytes) : undefined, chunk);
   await sleep(0);
