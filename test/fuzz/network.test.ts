@@ -16,9 +16,24 @@ import { lpStream } from '@libp2p/utils';
 import fc from 'fast-check';
 import { createMemoryChunkStore, type SlotflowPeer } from '../../p2p/index.ts';
 import { requestChunk } from '../../p2p/chunks/protocol.ts';
-import { CHUNK_PROTOCOL, CHUNKS_TOPIC, COMMANDS_TOPIC, EVENTS_TOPIC, LEASE_TOPIC } from '../../p2p/topics.ts';
-import { ChunkResponse, type LeaseReport, type NodeEvent } from '../../schema/index.ts';
-import type { SigningKey } from '../../signing/index.ts';
+import {
+  CHUNK_PROTOCOL,
+  CHUNKS_TOPIC,
+  ENROLMENT_PROTOCOL,
+  COMMANDS_TOPIC,
+  EVENTS_TOPIC,
+  LEASE_TOPIC,
+} from '../../p2p/topics.ts';
+import {
+  ChunkResponse,
+  EnrolmentResponse,
+  canonicalJson,
+  type LeaseReport,
+  type NodeEvent,
+} from '../../schema/index.ts';
+import { trustKeys, type SigningKey } from '../../signing/index.ts';
+import { createCertificateBook } from '../../p2p/enrolment/certificates.ts';
+import type { Stream } from '@libp2p/interface';
 import {
   cleanupDirs,
   controlPlaneKey,
@@ -275,4 +290,74 @@ test('fuzz - chunk protocol: the server answers every request on a real stream a
   assert.equal(got.status, 'ok');
   assert.deepEqual(got.status === 'ok' ? Buffer.from(got.bytes) : undefined, chunk);
   await sleep(0);
+});
+
+test('fuzz - enrolment certificates a peer presents: kept only when unchanged, never a throw', async () => {
+  const cert = b.enrolment.own();
+  assert.ok(cert);
+  const arb = fc.oneof(
+    { weight: 8, arbitrary: mutationsOf(cert) },
+    { weight: 1, arbitrary: randomJson.map((value) => ({ value, mutations: [] as Mutation[] })) },
+  );
+  await fuzz('enrolment-certificates', arb, ({ value, mutations }) => {
+    const book = createCertificateBook(trustKeys(key.publicKey));
+    const verdict = book.offer(value, b.peerId);
+    if (verdict.ok) {
+      assert.equal(canonicalJson(verdict.certificate), canonicalJson(cert), 'a changed certificate was kept');
+    } else {
+      assert.ok(verdict.reason.length > 0);
+      assert.equal(book.get(b.peerId), undefined, 'a refused certificate was kept');
+      if (/^malformed|invalid/.test(verdict.reason))
+        assertNamesField(verdict.reason, mutations, 'certificate');
+      assert.ok(book.offer(cert, b.peerId).ok, 'the good certificate is refused after a bad one');
+    }
+  });
+});
+
+test('fuzz - enrolment protocol: bad requests on real streams, the server still answers a good one', async () => {
+  const valid = { v: 1, peerId: b.peerId };
+  const encoder = new TextEncoder();
+  const arb = fc.oneof(
+    {
+      weight: 5,
+      arbitrary: mutationsOf(valid).map((m) => ({
+        framed: true,
+        bytes: encoder.encode(JSON.stringify(m.value) ?? ''),
+      })),
+    },
+    { weight: 2, arbitrary: mangledBytes(valid).map((bytes) => ({ framed: true, bytes })) },
+    { weight: 2, arbitrary: fc.uint8Array({ maxLength: 96 }).map((bytes) => ({ framed: false, bytes })) },
+  );
+  const ask = async (send: (stream: Stream) => Promise<void>) => {
+    const signal = AbortSignal.timeout(10_000);
+    const stream = await a.node.libp2p.dialProtocol(peerIdFromString(b.peerId), ENROLMENT_PROTOCOL, {
+      signal,
+    });
+    try {
+      await send(stream);
+      await stream.close({ signal }).catch(() => undefined);
+      const frame = await lpStream(stream)
+        .read({ signal })
+        .catch(() => undefined);
+      return frame
+        ? EnrolmentResponse.parse(JSON.parse(new TextDecoder().decode(frame.subarray())))
+        : undefined;
+    } finally {
+      stream.abort(new Error('done'));
+    }
+  };
+  await fuzz(
+    'enrolment-protocol',
+    arb,
+    async ({ framed, bytes }) => {
+      // An answer, when there is one, is a well-formed response; a bad request just ends the stream.
+      await ask(async (stream) => {
+        if (framed) await lpStream(stream).write(bytes);
+        else stream.send(bytes);
+      });
+    },
+    { cases: Math.max(10, Math.round(FUZZ_CASES / 2)) },
+  );
+  const good = await ask((stream) => lpStream(stream).write(encoder.encode(JSON.stringify(valid))));
+  assert.equal(good?.certificate?.peerId, b.peerId, 'the server no longer answers a good request');
 });
