@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { stringify as toYaml } from 'yaml';
 import { AgentConfigError, loadAgentConfig } from '../../node-agent/config.ts';
-import { JournalError, StateFileError } from '../../node-agent/errors.ts';
+import { JournalError, SlotDriverError, StateFileError } from '../../node-agent/errors.ts';
+import { createFileSlotDriver } from '../../node-agent/slot-drivers/file.ts';
 import { openJournal } from '../../node-agent/journal.ts';
 import { emptyJournal } from '../../node-agent/journal-data.ts';
 import { openTrustStore } from '../../node-agent/trusted-keys.ts';
@@ -78,9 +79,11 @@ async function refusesCleanly(
   mutations: readonly Mutation[],
   open: () => Promise<unknown>,
   errors: readonly (new (...args: never[]) => Error)[],
+  others: Record<string, string> = {},
 ): Promise<'accepted' | 'refused'> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
+  for (const [other, body] of Object.entries(others)) await writeFile(join(dir, other), body);
   await writeFile(join(dir, name), text);
   const before = await snapshot(dir);
   try {
@@ -283,4 +286,51 @@ test('fuzz - kept lease reports and held plans: a bad file is set aside or ignor
       assert.equal(await readFile(file, 'utf8'), text, 'opening the plan book rewrote its file');
     }
   });
+});
+
+test('fuzz - file slot driver boot state and slot metadata: read or refused with SlotDriverError naming the file', async () => {
+  const root = await tempDir();
+  const bootState = { v: 1, active: 'a', next: 'b', tries: 1, booted: 'a', trial: false, bad: [] };
+  const meta = { version: '2.0.0', digest: `sha256:${'ab'.repeat(32)}` };
+  const arb = fc.oneof(
+    fileText(bootState).map((f) => ({ ...f, name: 'boot-state.json' })),
+    fileText(meta).map((f) => ({ ...f, name: 'b.json' })),
+  );
+  await fuzz('boot-state', arb, async ({ text, mutations, name }) => {
+    const dir = join(root, 'slots');
+    const others = {
+      'a.json': JSON.stringify({ version: '1.0.0' }),
+      'boot-state.json': JSON.stringify(bootState),
+      'b.json': JSON.stringify(meta),
+    };
+    await refusesCleanly(
+      name,
+      dir,
+      name,
+      text,
+      mutations,
+      () => createFileSlotDriver({ slotsDir: dir }).status(),
+      [SlotDriverError],
+      others,
+    );
+  });
+});
+
+test('files - regression: an empty slot metadata file is a SlotDriverError naming it, not a SyntaxError', async () => {
+  const dir = await tempDir();
+  await writeFile(join(dir, 'a.json'), JSON.stringify({ version: '1.0.0' }));
+  await writeFile(join(dir, 'b.json'), '');
+  await writeFile(
+    join(dir, 'boot-state.json'),
+    JSON.stringify({ v: 1, active: 'a', next: null, tries: 0, booted: 'a', trial: false, bad: [] }),
+  );
+  await assert.rejects(
+    createFileSlotDriver({ slotsDir: dir }).status(),
+    (err: Error) => err instanceof SlotDriverError && err.message.includes(join(dir, 'b.json')),
+  );
+  await writeFile(join(dir, 'b.json'), JSON.stringify({ version: '' }));
+  await assert.rejects(
+    createFileSlotDriver({ slotsDir: dir }).status(),
+    (err: Error) => err instanceof SlotDriverError && /version/.test(err.message),
+  );
 });
