@@ -120,8 +120,41 @@ test('fuzz - agent configuration file: accepted or refused naming the field, not
     artifactSources: [{ type: 'nats' }, { type: 'http', url: 'https://mirror.example/images' }],
     p2p: { listen: ['/ip4/0.0.0.0/tcp/4001'], bootstrap: [], openMesh: true, relay: { serve: false } },
   };
-  const arb = fc.tuple(fileText(valid), fc.boolean());
-  await fuzz('config-file', arb, async ([{ text, mutations }, yaml]) => {
+  // Flags and environment are merged over the file field by field: vary them too.
+  const word = fc.oneof(
+    fc.string({ maxLength: 12 }),
+    fc.constantFrom('edge-2', '/tmp/x', '15s', 'grub', 'a=b', ''),
+  );
+  const flags = fc.record(
+    {
+      nodeId: word,
+      labels: word,
+      slotDriver: word,
+      p2pListen: fc.constantFrom('/ip4/127.0.0.1/tcp/0', '', 'x,y'),
+      bootstrap: word,
+      healthCheck: fc.array(word, { maxLength: 2 }),
+      artifactDir: fc.array(word, { maxLength: 2 }),
+      artifactUrl: fc.array(word, { maxLength: 2 }),
+      heartbeatInterval: word,
+    },
+    { requiredKeys: [] },
+  );
+  const env = fc.record(
+    {
+      SLOTFLOW_NODE_ID: word,
+      SLOTFLOW_LABELS: word,
+      SLOTFLOW_P2P_LISTEN: word,
+      SLOTFLOW_LAB: fc.constantFrom('1', '0', 'yes', ''),
+    },
+    { requiredKeys: [] },
+  );
+  const arb = fc.tuple(
+    fileText(valid),
+    fc.boolean(),
+    fc.option(flags, { nil: {} }),
+    fc.option(env, { nil: {} }),
+  );
+  await fuzz('config-file', arb, async ([{ text, mutations }, yaml, extraFlags, extraEnv]) => {
     const dir = join(home, 'cfg');
     let body = text;
     if (yaml) {
@@ -131,13 +164,16 @@ test('fuzz - agent configuration file: accepted or refused naming the field, not
         // not JSON: write it as it is
       }
     }
+    const changed = Object.keys(extraFlags).length + Object.keys(extraEnv).length > 0;
     await refusesCleanly(
       'agent configuration',
       dir,
       'agent.yaml',
       body,
-      mutations,
-      () => loadAgentConfig({ flags: { config: join(dir, 'agent.yaml') }, env: {}, home }),
+      // A refusal may be about a flag or variable rather than the changed field.
+      changed ? [] : mutations,
+      () =>
+        loadAgentConfig({ flags: { ...extraFlags, config: join(dir, 'agent.yaml') }, env: extraEnv, home }),
       [AgentConfigError, SchemaError],
     );
   });
@@ -333,4 +369,25 @@ test('files - regression: an empty slot metadata file is a SlotDriverError namin
     createFileSlotDriver({ slotsDir: dir }).status(),
     (err: Error) => err instanceof SlotDriverError && /version/.test(err.message),
   );
+});
+
+test('files - regression: a config file whose artifactSources or p2p has the wrong shape is refused naming it', async () => {
+  const home = await tempDir();
+  const file = join(home, 'agent.yaml');
+  const cases: [string, Parameters<typeof loadAgentConfig>[0]['flags'], RegExp][] = [
+    // Merging --artifact-dir into a non-list threw a bare TypeError.
+    ['artifactSources: 5\n', { artifactDir: ['/srv/images'] }, /artifactSources: expected a list/],
+    // A scalar p2p was dropped silently, a string one reported as unknown fields p2p.0, p2p.1, ...
+    ['p2p: 5\n', {}, /p2p: expected a mapping/],
+    ['p2p: abc\n', {}, /p2p: expected a mapping/],
+    ['p2p: [1]\n', {}, /p2p: expected a mapping/],
+  ];
+  for (const [extra, flags, expected] of cases) {
+    await writeFile(file, `nodeId: edge-1\ndataDir: /var/lib/slotflow\n${extra}`);
+    await assert.rejects(
+      loadAgentConfig({ flags: { ...flags, config: file }, env: {}, home }),
+      (err: Error) => err instanceof SchemaError && expected.test(err.message) && err.message.includes(file),
+      extra,
+    );
+  }
 });
