@@ -44,15 +44,7 @@ import {
   upgradeCommand,
   waitForMesh,
 } from '../p2p/helpers.ts';
-import {
-  FUZZ_CASES,
-  assertNamesField,
-  fuzz,
-  mangledBytes,
-  mutationsOf,
-  randomJson,
-  type Mutation,
-} from './harness.ts';
+import { assertNamesField, fuzz, mangledBytes, mutationsOf, randomJson, type Mutation } from './harness.ts';
 
 let key: SigningKey;
 let a: SlotflowPeer;
@@ -260,26 +252,21 @@ test('fuzz - chunk protocol: the server answers every request on a real stream a
     },
   );
   // Streams are the slow part; the soak's count still applies, the CI sample is smaller.
-  await fuzz(
-    'chunk-protocol',
-    arb,
-    async ({ framed, bytes, mutations }) => {
-      const errorsBefore = b.chunks.server.stats.errors;
-      const reply = await exchange(async (stream) => {
-        if (framed) await lpStream(stream).write(bytes);
-        else stream.send(bytes);
-      });
-      if (reply?.status === 'error') {
-        assert.ok(reply.message.length > 0);
-        assert.equal(b.chunks.server.stats.errors, errorsBefore + 1);
-        if (/^chunk request: (?!expected)/.test(reply.message))
-          assertNamesField(reply.message, mutations, 'chunk request');
-      } else if (reply?.status === 'ok') {
-        // Only a request for the chunk it holds is served.
-      }
-    },
-    { cases: Math.max(10, Math.round(FUZZ_CASES / 2)) },
-  );
+  await fuzz('chunk-protocol', arb, async ({ framed, bytes, mutations }) => {
+    const errorsBefore = b.chunks.server.stats.errors;
+    const reply = await exchange(async (stream) => {
+      if (framed) await lpStream(stream).write(bytes);
+      else stream.send(bytes);
+    });
+    if (reply?.status === 'error') {
+      assert.ok(reply.message.length > 0);
+      assert.equal(b.chunks.server.stats.errors, errorsBefore + 1);
+      if (/^chunk request: (?!expected)/.test(reply.message))
+        assertNamesField(reply.message, mutations, 'chunk request');
+    } else if (reply?.status === 'ok') {
+      // Only a request for the chunk it holds is served.
+    }
+  });
   // Still serving: a proper request gets the chunk.
   const got = await requestChunk(
     a.node.libp2p,
@@ -346,18 +333,13 @@ test('fuzz - enrolment protocol: bad requests on real streams, the server still 
       stream.abort(new Error('done'));
     }
   };
-  await fuzz(
-    'enrolment-protocol',
-    arb,
-    async ({ framed, bytes }) => {
-      // An answer, when there is one, is a well-formed response; a bad request just ends the stream.
-      await ask(async (stream) => {
-        if (framed) await lpStream(stream).write(bytes);
-        else stream.send(bytes);
-      });
-    },
-    { cases: Math.max(10, Math.round(FUZZ_CASES / 2)) },
-  );
+  await fuzz('enrolment-protocol', arb, async ({ framed, bytes }) => {
+    // An answer, when there is one, is a well-formed response; a bad request just ends the stream.
+    await ask(async (stream) => {
+      if (framed) await lpStream(stream).write(bytes);
+      else stream.send(bytes);
+    });
+  });
   const good = await ask((stream) => lpStream(stream).write(encoder.encode(JSON.stringify(valid))));
   assert.equal(good?.certificate?.peerId, b.peerId, 'the server no longer answers a good request');
 });
