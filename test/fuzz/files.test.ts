@@ -21,8 +21,8 @@ import { openPlanBook } from '../../node-agent/plans.ts';
 import { loadOwnReports } from '../../p2p/coordination/own-reports.ts';
 import { EnrolmentError } from '../../p2p/errors.ts';
 import { loadOwnEnrolment } from '../../p2p/enrolment/own.ts';
-import { SchemaError } from '../../schema/index.ts';
-import { KeyError, initKeys, readKeyring, trustKeys } from '../../signing/index.ts';
+import { SchemaError, canonicalJson } from '../../schema/index.ts';
+import { KeyError, initKeys, keyIdOf, readKeyring, trustKeys } from '../../signing/index.ts';
 import { cleanupDirs, controlPlaneKey, tempDir, testLog, testPlan, writeEnrolment } from '../p2p/helpers.ts';
 import { nodeIdentityFromPeerKey } from '../../signing/node-identity.ts';
 import { loadOrCreatePeerKey } from '../../p2p/index.ts';
@@ -227,10 +227,14 @@ test('fuzz - trusted-keys and minimum-version files: opened or refused, never re
       name,
       text,
       mutations,
-      () =>
-        which === 'trust'
-          ? openTrustStore({ file: join(dir, name), bootstrap: trusted })
-          : openVersionFloor(join(dir, name)),
+      async () => {
+        if (which !== 'trust') return openVersionFloor(join(dir, name));
+        const store = await openTrustStore({ file: join(dir, name), bootstrap: trusted });
+        // A key is trusted only under its own id, whatever id the file claims for it.
+        for (const [id, k] of store.keys)
+          assert.equal(keyIdOf(k), id, `key trusted under another key's id ${id}`);
+        return store;
+      },
       [StateFileError, KeyError],
     );
   });
@@ -267,7 +271,12 @@ test('fuzz - enrolment certificate file: loaded only when it verifies, refused w
     const before = await snapshot(dataDir);
     try {
       const got = await loadOwnEnrolment({ dataDir, nodeId: 'node-1', peerId, trustedKeys: trusted });
-      if (got) assert.equal(got.issuer.signature, cert.issuer.signature);
+      // The same certificate (its signature may be spelt without base64 padding).
+      if (got)
+        assert.equal(
+          canonicalJson({ ...got, issuer: got.issuer.keyId }),
+          canonicalJson({ ...cert, issuer: cert.issuer.keyId }),
+        );
     } catch (err) {
       assert.ok(
         err instanceof EnrolmentError,
@@ -390,4 +399,29 @@ test('files - regression: a config file whose artifactSources or p2p has the wro
       extra,
     );
   }
+});
+
+test('files - regression: a trusted-keys file that files a key under another id is refused naming the entry', async () => {
+  const dir = await tempDir();
+  const other = await controlPlaneKey();
+  const file = join(dir, 'trusted-keys.json');
+  const text = JSON.stringify({
+    v: 1,
+    // The id of the test's control-plane key, the public key of another one.
+    trusted: [
+      {
+        keyId: key.keyId,
+        publicKey: other.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+        trustedAt: '2026-11-22T10:00:00.000Z',
+        announcedBy: key.keyId,
+      },
+    ],
+    revoked: [],
+  });
+  await writeFile(file, text);
+  await assert.rejects(
+    openTrustStore({ file, bootstrap: trusted }),
+    (err: Error) => err instanceof StateFileError && /trusted\[0\]\.keyId/.test(err.message),
+  );
+  assert.equal(await readFile(file, 'utf8'), text);
 });

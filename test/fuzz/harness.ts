@@ -119,7 +119,7 @@ function getAt(doc: unknown, path: JsonPath): unknown {
 
 /** What one mutation did, so a property can check that a rejection names the field. */
 export interface Mutation {
-  readonly kind: 'drop' | 'replace' | 'add' | 'truncate' | 'retype';
+  readonly kind: 'drop' | 'replace' | 'add' | 'truncate' | 'retype' | 'tweak';
   readonly path: JsonPath;
 }
 
@@ -165,7 +165,7 @@ function mutationOf(doc: unknown): fc.Arbitrary<Mutated> {
   return fc
     .record({
       at: fc.nat({ max: paths.length - 1 }),
-      kind: fc.constantFrom('drop', 'replace', 'add', 'truncate', 'retype', 'retype'),
+      kind: fc.constantFrom('drop', 'replace', 'add', 'truncate', 'retype', 'retype', 'tweak', 'tweak'),
       seed: fc.nat(),
     })
     .chain(({ at, kind }) => {
@@ -228,6 +228,28 @@ function mutationOf(doc: unknown): fc.Arbitrary<Mutated> {
               .map((n) => build((copy) => setAt(copy, n), { kind: 'replace', path }));
           }
           return retyped(current).map((v) => build((copy) => setAt(copy, v), { kind: 'retype', path }));
+        case 'tweak':
+          // One character swapped for another of the same string: the format (hex, base64, an
+          // id) usually survives, so the change reaches the checks behind the schema.
+          if (typeof current === 'string' && current.length > 1) {
+            return fc
+              .tuple(fc.nat({ max: current.length - 1 }), fc.nat({ max: current.length - 1 }))
+              .map(([i, j]) => {
+                const other =
+                  current[j] !== current[i] ? current[j]! : String.fromCharCode(current.charCodeAt(i) ^ 1);
+                return build((copy) => setAt(copy, current.slice(0, i) + other + current.slice(i + 1)), {
+                  kind,
+                  path,
+                });
+              });
+          }
+          if (typeof current === 'number') {
+            return fc
+              .integer({ min: -3, max: 3 })
+              .filter((d) => d !== 0)
+              .map((d) => build((copy) => setAt(copy, current + d), { kind, path }));
+          }
+          return fc.constant(build((copy) => copy, { kind, path }));
         case 'replace':
           return fc
             .oneof(fc.jsonValue({ maxDepth: 2 }), edgeStrings)
