@@ -8,7 +8,7 @@ import { appendFileSync } from 'node:fs';
 import fc from 'fast-check';
 
 /** Cases per surface: the CI sample unless the soak asks for more. */
-export const FUZZ_CASES = positiveInt('SLOTFLOW_FUZZ_CASES', 60);
+export const FUZZ_CASES = positiveInt('SLOTFLOW_FUZZ_CASES', 40);
 
 /** The seed of this run: given (to replay a failure) or drawn once per process. */
 export const FUZZ_SEED = process.env['SLOTFLOW_FUZZ_SEED']
