@@ -159,6 +159,34 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
   return parsed as Record<string, unknown>;
 }
 
+/** Shows a value from the file for an error message, cut short. */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/**
+ * The file's fields that flags and environment are merged into must have the shape merging
+ * needs (a list, a mapping); otherwise merging would throw a bare TypeError, or quietly drop or
+ * scramble them, before the schema could name the field.
+ */
+function assertMergeable(fromFile: Record<string, unknown>, file: string): void {
+  const problems: string[] = [];
+  const sources = fromFile['artifactSources'];
+  if (sources !== undefined && !Array.isArray(sources)) {
+    problems.push(
+      `artifactSources: expected a list of sources, e.g. [{ type: nats }, { type: http, url: https://mirror/images }], got ${shown(sources)}`,
+    );
+  }
+  const p2p = fromFile['p2p'];
+  if (p2p !== undefined && (p2p === null || typeof p2p !== 'object' || Array.isArray(p2p))) {
+    problems.push(
+      `p2p: expected a mapping of peer-to-peer settings, e.g. listen: [/ip4/0.0.0.0/tcp/4001], got ${shown(p2p)}`,
+    );
+  }
+  if (problems.length > 0) throw new SchemaError(`agent configuration in ${file}`, problems);
+}
+
 /**
  * The agent's configuration from an optional file (YAML or JSON, the AgentConfig fields), the
  * environment and the flags, later ones winning field by field; validated by AgentConfig and
@@ -174,6 +202,7 @@ export async function loadAgentConfig(input: {
   const { flags, env } = input;
   const file = flags.config ?? env[AGENT_ENV.config];
   const fromFile = file ? await readConfigFile(file) : {};
+  if (file) assertMergeable(fromFile, file);
   const fromEnv = defined({
     nodeId: env[AGENT_ENV.nodeId],
     dataDir: env[AGENT_ENV.dataDir],

@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { AGENT_TRUST_VERSION, AgentTrustFile, type KeyCommand } from '../schema/index.ts';
-import { parsePublicKey, type TrustedKeys } from '../signing/index.ts';
+import { keyIdOf, parsePublicKey, type TrustedKeys } from '../signing/index.ts';
+import { StateFileError } from './errors.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import type { KeyView } from './key-decision.ts';
 import { readStateFile } from './state-file.ts';
@@ -33,8 +34,16 @@ export async function openTrustStore(init: { file: string; bootstrap: TrustedKey
   };
   let data: AgentTrustFile = saved;
   const keys = new Map<string, KeyObject>(init.bootstrap);
-  for (const t of data.trusted)
-    keys.set(t.keyId, parsePublicKey(t.publicKey, `${init.file} (key ${t.keyId})`));
+  data.trusted.forEach((t, i) => {
+    const key = parsePublicKey(t.publicKey, `${init.file} (key ${t.keyId})`);
+    // The id is what commands name their signer by: a key must never answer to another key's id.
+    if (keyIdOf(key) !== t.keyId) {
+      throw new StateFileError(
+        `${init.file}: trusted[${i}].keyId is ${t.keyId}, but its publicKey has id ${keyIdOf(key)}; the file was changed by hand or damaged — restore it from a backup, or remove the entry and announce the key again`,
+      );
+    }
+    keys.set(t.keyId, key);
+  });
   const revoked = new Set(data.revoked.map((r) => r.keyId));
   for (const id of revoked) keys.delete(id);
 

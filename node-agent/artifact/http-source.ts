@@ -22,6 +22,24 @@ async function* skip(body: AsyncIterable<Uint8Array>, bytes: number): AsyncGener
   }
 }
 
+/**
+ * What is wrong with a 206's Content-Range, if anything: it must say the mirror sends the bytes
+ * from `offset` to the end of the image. A mirror that sends another range (a caching proxy's
+ * bug, a different file under the name) would otherwise show up only as a chunk with the wrong
+ * digest, which points at the image rather than at the mirror.
+ */
+function rangeProblem(header: string | null, offset: number, size: number): string | undefined {
+  const expected = `expected Content-Range: bytes ${offset}-${size - 1}/${size}`;
+  if (header === null) return `a partial answer without Content-Range; ${expected}`;
+  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header.trim());
+  if (!m) return `Content-Range ${JSON.stringify(header)}, which is not a byte range; ${expected}`;
+  const [, first, last, total] = m;
+  if (Number(first) !== offset || Number(last) !== size - 1 || (total !== '*' && Number(total) !== size)) {
+    return `Content-Range ${header}; ${expected} (the mirror sends another part, or another file)`;
+  }
+  return undefined;
+}
+
 /** Images on an HTTP(S) mirror; a resumed download asks for the rest with a Range header. */
 export function createHttpSource(base: string): ArtifactSource {
   return {
@@ -40,6 +58,13 @@ export function createHttpSource(base: string): ArtifactSource {
       if (response.status !== 200 && response.status !== 206) {
         await response.body?.cancel();
         throw new ArtifactUnavailableError(`${url} answered HTTP ${response.status}`);
+      }
+      if (response.status === 206) {
+        const problem = rangeProblem(response.headers.get('content-range'), offset, manifest.size);
+        if (problem) {
+          await response.body?.cancel();
+          throw new ArtifactInvalidError(`${url} answered the request for bytes=${offset}- with ${problem}`);
+        }
       }
       const length = Number(response.headers.get('content-length') ?? NaN);
       const expected = response.status === 206 ? manifest.size - offset : manifest.size;

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { Digest, otherSlot, type Slot } from '../../schema/index.ts';
+import { Digest, describeIssues, otherSlot, type Slot } from '../../schema/index.ts';
 import { fsyncDir, unlinkDurable, writeFileAtomic } from '../atomic-file.ts';
 import { SlotDriverError, SlotInUseError } from '../errors.ts';
 import { readBootState, writeBootState, type BootState } from './boot-state.ts';
@@ -35,8 +35,21 @@ export function createFileSlotDriver(options: FileSlotDriverOptions): SlotDriver
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new SlotDriverError(`cannot read ${metaFile(slot)}: ${(err as Error).message}`, { cause: err });
     }
-    const parsed = SlotMeta.safeParse(JSON.parse(text));
-    if (!parsed.success) throw new SlotDriverError(`${metaFile(slot)} is not slot metadata`);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new SlotDriverError(
+        `${metaFile(slot)} is not JSON; it is written atomically, so check the disk, or write slot ${slot} again`,
+        { cause: err },
+      );
+    }
+    const parsed = SlotMeta.safeParse(raw);
+    if (!parsed.success) {
+      throw new SlotDriverError(
+        `${metaFile(slot)} is not slot metadata: ${describeIssues(parsed.error.issues, raw).join('; ')}`,
+      );
+    }
     return parsed.data;
   }
 
