@@ -15,6 +15,7 @@ export * from './p2p.ts';
 export * from './rollout-spec.ts';
 export * from './subjects.ts';
 export * from './threshold.ts';
+export * from './trust-checkpoint.ts';
 export * from './trust-events.ts';
 export * from './waves.ts';
 export * from './version.ts';

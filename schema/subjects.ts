@@ -14,6 +14,12 @@ export const IMAGES_BUCKET = 'slotflow-images';
 export const ENROLMENTS_BUCKET = 'slotflow-enrolments';
 /** KV bucket of refused node events (`slotflow events --rejected`), keyed `<nodeId>.<stream seq>`. */
 export const REJECTIONS_BUCKET = 'slotflow-rejections';
+/**
+ * KV bucket of the event bridge's trust checkpoint (the trust gate's state at a stream sequence,
+ * signed by the control plane), so a worker does not replay the log from sequence 1 at start.
+ * Only the worker may write it (stack/nats-permissions.ts).
+ */
+export const TRUST_CHECKPOINT_BUCKET = 'slotflow-trust-checkpoint';
 
 /** Stream of signed rollout plans, the latest one per rollout. */
 export const PLANS_STREAM = 'SLOTFLOW_PLANS';

@@ -4,6 +4,7 @@ import {
   IMAGES_BUCKET,
   PLANS_STREAM,
   PLANS_SUBJECTS,
+  TRUST_CHECKPOINT_BUCKET,
   commandConsumerName,
   commandSubject,
   nodeEventsFilter,
@@ -84,9 +85,21 @@ export function workerPermissions(): NatsPermissions {
   };
 }
 
-/** The operator's CLI administers the account: it may do anything in it. */
+/**
+ * Writing the trust checkpoint bucket: its values, and creating, changing, purging or deleting
+ * its stream or one of its messages. The worker's gate resumes from what is stored there.
+ */
+export function trustCheckpointWrites(bucket: string = TRUST_CHECKPOINT_BUCKET): string[] {
+  const stream = `KV_${bucket}`;
+  return [`$KV.${bucket}.>`, `${API}.STREAM.*.${stream}`, `${API}.STREAM.MSG.DELETE.${stream}`];
+}
+
+/**
+ * The operator's CLI administers the account: it may do anything in it but write the trust
+ * checkpoint, which only the worker that owns it writes (reading it is allowed).
+ */
 export function cliPermissions(): NatsPermissions {
-  return { pub: { allow: ['>'], deny: [] }, sub: { allow: ['>'], deny: [] } };
+  return { pub: { allow: ['>'], deny: trustCheckpointWrites() }, sub: { allow: ['>'], deny: [] } };
 }
 
 /** The permissions of a role. */

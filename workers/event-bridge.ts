@@ -90,6 +90,19 @@ async function ensureConsumer(log: EventLog): Promise<void> {
   }
 }
 
+/**
+ * The highest stream sequence below which the bridge has acknowledged every message: those are
+ * never delivered (nor asked about) again.
+ */
+export async function bridgeAckFloor(log: EventLog): Promise<number> {
+  try {
+    return (await log.jsm.consumers.info(EVENTS_STREAM, BRIDGE_CONSUMER)).ack_floor.stream_seq;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return 0;
+    throw err;
+  }
+}
+
 /** A small map whose entries expire, for workflow lookups many held events share. */
 function expiringCache<T>(ttlMs: number): {
   get(key: string): T | undefined;

@@ -16,11 +16,13 @@ import { TASK_QUEUE } from '../workflows/definitions.ts';
 import {
   liveControlPlaneKeys,
   createRejectionRecorder,
+  kvTrustCheckpoints,
   openEnrolmentBucket,
   openRejectionBucket,
+  openTrustCheckpointBucket,
   startTrustGate,
 } from '../trust/index.ts';
-import { startEventBridge, type EventBridge } from './event-bridge.ts';
+import { bridgeAckFloor, startEventBridge, type EventBridge } from './event-bridge.ts';
 import { installTemporalRuntime } from './temporal-runtime.ts';
 
 /** Path of the workflows module the worker bundles into Temporal's sandbox. */
@@ -107,11 +109,24 @@ export async function startWorker({
     taskQueue: queue,
     activities,
   });
+  // Resumes where the last worker stopped instead of replaying the log from sequence 1; only the
+  // worker's NATS credentials may write the bucket, so other ones run without it.
+  const checkpoints = await openTrustCheckpointBucket(nc).then(
+    (bucket) => kvTrustCheckpoints({ kv: bucket, log, signingKey: () => signer.current(), trustedKeys }),
+    (err: unknown) => {
+      logger.warn(
+        { err },
+        'cannot open the trust checkpoint bucket (are these the worker credentials?); the event bridge replays the log from sequence 1 at every start',
+      );
+      return undefined;
+    },
+  );
   const gate = startTrustGate({
     log,
     trustedKeys: historyKeys,
     recorder: rejections,
     logger: logger.child({ name: 'worker:trust' }),
+    ...(checkpoints ? { checkpoint: { store: checkpoints, answeredUpTo: () => bridgeAckFloor(log) } } : {}),
   });
   const bridge = await startEventBridge({
     log,

@@ -94,8 +94,9 @@ const nodeIdList: Check = (value) =>
     .find((p) => p !== undefined);
 
 /**
- * `slotflow worker`, `slotflow agent …` and `slotflow keys init`, as DESIGN.md defines them, and
- * `slotflow stack nats-auth` (the secured NATS's operator, certificates and creds).
+ * `slotflow worker`, `slotflow agent …`, `slotflow keys init` and `slotflow node preauthorize`, as
+ * DESIGN.md defines them, and `slotflow stack nats-auth` (the secured NATS's operator,
+ * certificates and creds).
  */
 export const CONTAINER_COMMANDS: readonly CommandSpec[] = [
   { path: ['worker'], flags: {} },
@@ -108,6 +109,13 @@ export const CONTAINER_COMMANDS: readonly CommandSpec[] = [
     },
   },
   { path: ['keys', 'init'], flags: { 'export-public': { check: absolutePath } } },
+  {
+    path: ['node', 'preauthorize'],
+    flags: {
+      'node-id': { required: true, check: nodeId },
+      'data-dir': { required: true, check: absolutePath },
+    },
+  },
   {
     path: ['agent'],
     flags: {

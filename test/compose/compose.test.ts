@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -16,6 +17,12 @@ const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
 const compose = loadCompose(COMPOSE_FILE);
 
 const AGENTS = ['agent-1', 'agent-2', 'agent-3'];
+/** The one-shot service that enrols each agent's node before the agent starts. */
+const ENROLS: Record<string, string> = {
+  'agent-1': 'enrol-node-1',
+  'agent-2': 'enrol-node-2',
+  'agent-3': 'enrol-node-3',
+};
 const EXPECTED_SERVICES = [
   'postgresql',
   'temporal',
@@ -26,6 +33,7 @@ const EXPECTED_SERVICES = [
   'nats',
   'keys',
   'worker',
+  ...Object.values(ENROLS),
   ...AGENTS,
 ];
 const CONDITIONS = new Set(['service_started', 'service_healthy', 'service_completed_successfully']);
@@ -155,7 +163,12 @@ test('compose - depends_on names existing services with valid conditions and no 
     keys: 'service_completed_successfully',
   });
   for (const agent of AGENTS) {
-    expectEdges(agent, { nats: 'service_healthy', keys: 'service_completed_successfully' });
+    expectEdges(agent, {
+      nats: 'service_healthy',
+      keys: 'service_completed_successfully',
+      [ENROLS[agent]!]: 'service_completed_successfully',
+    });
+    expectEdges(ENROLS[agent]!, { nats: 'service_healthy', keys: 'service_completed_successfully' });
   }
 });
 
@@ -195,6 +208,30 @@ test('compose - runs only slotflow commands from the CLI contract', () => {
     assert.equal(invocation(svc(agent)).command, 'agent', `${agent} runs the agent`);
 });
 
+test('compose - enrols each agent: node preauthorize of its node id into its data volume, with the control-plane key', () => {
+  const keysHome = svc('keys').environment['SLOTFLOW_HOME'] ?? '';
+  const keysVolume = mountAt(svc('keys'), keysHome)?.source;
+  for (const agent of AGENTS) {
+    const a = invocation(svc(agent));
+    const enrol = svc(ENROLS[agent]!);
+    const e = invocation(enrol);
+    assert.equal(e.command, 'node preauthorize', `${enrol.name} pre-authorises the node`);
+    assert.equal(e.flags['node-id'], a.flags['node-id'], `${enrol.name} enrols ${agent}'s node id`);
+    const agentData = mountAt(svc(agent), a.flags['data-dir'] ?? '');
+    const enrolData = mountAt(enrol, e.flags['data-dir'] ?? '');
+    assert.ok(enrolData && !enrolData.readOnly, `${enrol.name} writes the node's key into a volume`);
+    assert.equal(enrolData.source, agentData?.source, `${enrol.name} writes into ${agent}'s data volume`);
+    assert.equal(
+      posix.relative(enrolData.target, e.flags['data-dir'] ?? ''),
+      posix.relative(agentData?.target ?? '', a.flags['data-dir'] ?? ''),
+      `${enrol.name} writes where ${agent} reads (peer.key, enrolment.json)`,
+    );
+    const home = enrol.environment['SLOTFLOW_HOME'] ?? '';
+    assert.equal(mountAt(enrol, home)?.source, keysVolume, `${enrol.name} signs with the control-plane key`);
+    assert.equal(enrol.restart, 'no', `${enrol.name} runs once`);
+  }
+});
+
 test('compose - gives each agent its own data volume and node id', () => {
   const nodeIds = new Map<string, string>();
   const dataVolumes = new Map<string, string>();
@@ -213,8 +250,12 @@ test('compose - gives each agent its own data volume and node id', () => {
       );
       continue;
     }
+    // Only its own enrolment job writes there too (the node's key and certificate), before it.
     const sharers = [...compose.services.values()].filter(
-      (s) => s.name !== agent && s.volumes.some((v) => v.type === 'volume' && v.source === m.source),
+      (s) =>
+        s.name !== agent &&
+        s.name !== ENROLS[agent] &&
+        s.volumes.some((v) => v.type === 'volume' && v.source === m.source),
     );
     if (sharers.length)
       problems.push(`${agent}: data volume '${m.source}' is also mounted by ${sharers[0]?.name}`);
@@ -333,6 +374,7 @@ test('compose - NATS requires TLS and credentials; each agent mounts only its ow
     );
   };
   expectCreds(svc('worker'), 'worker');
+  for (const enrol of Object.values(ENROLS)) expectCreds(svc(enrol), 'cli');
   for (const agent of AGENTS) expectCreds(svc(agent), invocation(svc(agent)).flags['node-id'] ?? '');
 });
 
@@ -464,13 +506,33 @@ test('compose - builds the slotflow image from the repo-root Dockerfile', () => 
   }
 });
 
+/**
+ * A docker compose to validate with: the docker CLI plugin, a `docker-compose` on PATH, or the
+ * standalone binary `go install github.com/docker/compose/v2/cmd@v2.29.7` builds (as `cmd`) into
+ * GOBIN=$SLOTFLOW_CACHE/gobin.
+ */
+function composeCommand(): { file: string; args: string[] } | undefined {
+  const cache = process.env['SLOTFLOW_CACHE'] ?? join(homedir(), '.cache', 'slotflow');
+  const candidates = [
+    { file: 'docker', args: ['compose'] },
+    { file: 'docker-compose', args: [] },
+    { file: join(cache, 'gobin', 'cmd'), args: [] },
+  ];
+  return candidates.find((c) => {
+    const v = spawnSync(c.file, [...c.args, 'version'], { encoding: 'utf8', timeout: 30_000 });
+    return !v.error && v.status === 0 && /compose/i.test(v.stdout + v.stderr);
+  });
+}
+
 test('compose - docker compose config accepts the file', (t) => {
-  const version = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8', timeout: 30_000 });
-  if (version.error || version.status !== 0) {
-    t.skip('the docker compose plugin is not installed here; the structural checks above still ran');
+  const compose = composeCommand();
+  if (!compose) {
+    t.skip(
+      'no docker compose here (plugin, docker-compose, or $SLOTFLOW_CACHE/gobin/cmd from `GOBIN=$SLOTFLOW_CACHE/gobin go install github.com/docker/compose/v2/cmd@v2.29.7`); the structural checks above still ran',
+    );
     return;
   }
-  const config = spawnSync('docker', ['compose', '-f', COMPOSE_FILE, 'config', '--quiet'], {
+  const config = spawnSync(compose.file, [...compose.args, '-f', COMPOSE_FILE, 'config', '--quiet'], {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: 60_000,

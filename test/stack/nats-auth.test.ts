@@ -21,6 +21,7 @@ import {
   IMAGES_BUCKET,
   PLANS_STREAM,
   PLANS_SUBJECTS,
+  TRUST_CHECKPOINT_BUCKET,
   commandConsumerName,
   commandSubject,
   nodeEventSubject,
@@ -39,6 +40,7 @@ import {
   prepareServerSecurity,
   revokeNodeCredentials,
 } from '../../stack/index.ts';
+import { openTrustCheckpointBucket } from '../../trust/index.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
 
 let nats: NatsHandle;
@@ -351,4 +353,24 @@ test('nats auth - worker credentials granting other permissions than the worker 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('nats auth - only the worker writes the trust checkpoint bucket; the CLI reads it, a node cannot touch it', async () => {
+  const bucket = await openTrustCheckpointBucket(worker);
+  await bucket.put('head', '{"written":"by the worker"}');
+  const subject = `$KV.${TRUST_CHECKPOINT_BUCKET}.head`;
+  await refused(
+    jetstream(admin).publish(subject, '{}', { timeout: 5_000 }),
+    'the CLI writing the checkpoint',
+  );
+  const jsm = await jetstreamManager(admin);
+  await refused(jsm.streams.purge(`KV_${TRUST_CHECKPOINT_BUCKET}`), 'the CLI purging the checkpoint');
+  await refused(jsm.streams.delete(`KV_${TRUST_CHECKPOINT_BUCKET}`), 'the CLI deleting the checkpoint');
+  const read = await admin.request(
+    `$JS.API.DIRECT.GET.KV_${TRUST_CHECKPOINT_BUCKET}`,
+    JSON.stringify({ last_by_subj: subject }),
+    { timeout: 5_000 },
+  );
+  assert.equal(read.string(), '{"written":"by the worker"}', 'the CLI reads it');
+  await refused(jetstream(n1).publish(subject, '{}', { timeout: 5_000 }), 'a node writing the checkpoint');
 });
