@@ -58,6 +58,15 @@ const UPGRADE_TARGETS: Target[] = [
   'committed',
 ];
 
+/** Journal states whose kill must not make an upgrade fall back (no trial boot has begun). */
+const BEFORE_TRIAL_BOOT: ReadonlySet<AgentState> = new Set([
+  'idle',
+  'fetching',
+  'verifying',
+  'writing',
+  'armed',
+]);
+
 let fleet: Fleet;
 let images: TestImage[];
 
@@ -194,6 +203,13 @@ async function runAgentTrials(
     trial.outcome = outcome.type;
     assertCommandEvents(agent.events.forCommand(commandId), kind === 'rollback' ? 'rollback' : 'upgrade');
     if (kind === 'failing-upgrade') assert.equal(outcome.type, 'NodeFellBack');
+    // Before the trial boot nothing may cost the upgrade: it resumes from what is on disk.
+    if (kind === 'upgrade' && (trial.killedIn === undefined || BEFORE_TRIAL_BOOT.has(trial.killedIn)))
+      assert.equal(
+        outcome.type,
+        'UpgradeCommitted',
+        `an upgrade killed in ${trial.killedIn ?? 'no state'} resumes and commits`,
+      );
     await assertSettled(agent, commandId, outcome);
     let running: { slot: string; version: string };
     try {
