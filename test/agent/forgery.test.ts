@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ArtifactManifest, NodeEvent, RejectReason, SignedCommand } from '../../schema/index.ts';
 import { initKeys, loadSigningKey, newNonce, type SigningKey } from '../../signing/index.ts';
 import { rng, startFleet, type Fleet, type TestAgent, type TestImage } from './harness.ts';
@@ -26,7 +27,7 @@ function wholeNumber(name: string, fallback: number): number {
 }
 
 const SEED = wholeNumber('SLOTFLOW_FORGERY_SEED', Math.floor(Math.random() * 2 ** 31));
-const CASES = wholeNumber('SLOTFLOW_FORGERY_CASES', 36);
+const CASES = wholeNumber('SLOTFLOW_FORGERY_CASES', 42);
 const REPORT = process.env['SLOTFLOW_FORGERY_REPORT'];
 const AGENTS = 3;
 const MINUTE = 60_000;
@@ -118,6 +119,15 @@ async function runNode(agent: TestAgent, index: number, count: number): Promise<
   const random = rng(SEED * 17 + index);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+  const shuffled = <T>(items: readonly T[]): T[] => {
+    const out = [...items];
+    for (let k = out.length - 1; k > 0; k--) {
+      const j = int(0, k);
+      [out[k], out[j]] = [out[j]!, out[k]!];
+    }
+    return out;
+  };
+  const deck: Kind[] = [];
   let imageSeed = SEED + index * 100_000;
   const image = async (version: string): Promise<TestImage> => {
     const made = await fleet.image(version, { seed: imageSeed++, size: 32 * 1024, chunkSize: 8 * 1024 });
@@ -150,6 +160,12 @@ async function runNode(agent: TestAgent, index: number, count: number): Promise<
     await fleet.send(node, signed);
     const outcome = await agent.events.outcome(signed.command.commandId, 60_000);
     assert.equal(outcome.type, 'UpgradeCommitted', `${node}: the first upgrade commits`);
+    // The floor is raised just after the commit is reported; the cases start from a settled disk.
+    const deadline = Date.now() + 30_000;
+    while ((await agent.json('version-floor.json'))?.['version'] !== floor) {
+      assert.ok(Date.now() < deadline, `${node}: the minimum version becomes ${floor} after the commit`);
+      await sleep(50);
+    }
   }
 
   const rejections = () =>
@@ -161,12 +177,17 @@ async function runNode(agent: TestAgent, index: number, count: number): Promise<
       );
 
   for (let i = 0; i < count; i++) {
-    // The floor-only downgrade needs a node running below its floor: the first allowed downgrade
-    // gets it there, so it is drawn only after one.
-    const kinds = (Object.keys(KINDS) as Kind[]).filter(
-      (k) => k !== 'downgrade-below-floor' || running !== floor,
-    );
-    const kind = pick(kinds);
+    // Kinds are dealt from shuffled decks, so a run of at least one deck per node covers every
+    // kind. The floor-only downgrade needs a node running below its floor, which an allowed
+    // downgrade brings about: in a deck dealt before that, it comes after one.
+    if (deck.length === 0) {
+      const next = shuffled(Object.keys(KINDS) as Kind[]);
+      const allowed = next.indexOf('allowed-downgrade');
+      const below = next.indexOf('downgrade-below-floor');
+      if (running === floor && below < allowed) [next[allowed], next[below]] = [next[below]!, next[allowed]!];
+      deck.push(...next);
+    }
+    const kind = deck.shift()!;
     const c: Case = { node, kind, expected: KINDS[kind] };
     cases.push(c);
     const newer = `7.${int(0, 99)}.${int(0, 99)}`;
@@ -391,6 +412,8 @@ test(
     const bad = cases.filter((c) => !c.ok);
     assert.deepEqual(bad, [], `every case ends as it must (seed ${SEED})`);
     assert.equal(cases.length, CASES);
+    if (CASES >= AGENTS * Object.keys(KINDS).length)
+      assert.deepEqual(Object.keys(summary.perKind).sort(), Object.keys(KINDS).sort(), 'every kind ran');
   },
 );
 
