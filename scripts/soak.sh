@@ -57,8 +57,8 @@ run_power_cut() {
 run_agent_power_loss() {
   local file minutes
   file="$(report_of agent-power-loss)"
-  # About two seconds a trial with six agents in parallel on a loaded host; leave room.
-  minutes=$((10 + trials / 10))
+  # Some 12 s of wall time a trial (six agents at once) on two cores at load 40; leave room.
+  minutes=$((15 + trials / 4))
   echo "soak: agent-power-loss campaign, $trials trials, seed $seed, report $file, limit ${minutes}m" >&2
   SLOTFLOW_POWER_LOSS_TRIALS="$trials" SLOTFLOW_POWER_LOSS_SEED="$seed" SLOTFLOW_POWER_LOSS_REPORT="$file" \
     SLOTFLOW_SUITE_LIMIT="${minutes}m" SLOTFLOW_TEST_TIMEOUT_MS=$((minutes * 60000)) \

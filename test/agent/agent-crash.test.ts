@@ -20,6 +20,7 @@ import { assertBootable, assertCommandEvents, assertSettled, watchJournal } from
 import { rng, startFleet, type Fleet, type TestAgent, type TestImage } from './harness.ts';
 import { PageCache, tracerEnv, type DropStats } from './page-cache.ts';
 import { parseJournal } from '../../node-agent/journal.ts';
+import type { JournalData } from '../../node-agent/journal-data.ts';
 
 function wholeNumber(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -246,9 +247,15 @@ async function eventLedger(disks: readonly PageCache[]): Promise<{
 }> {
   const outbox = new Set<string>();
   for (const disk of disks) {
+    // A synced temp file that a kill kept from being renamed into place was never the journal;
+    // the restarted agent commits its own version under the same number later. So per number
+    // only the last synced version counts (the agents are settled: the last one was renamed).
+    const bySeq = new Map<number, JournalData>();
     for (const { path, text } of await disk.keptVersions()) {
-      for (const e of parseJournal(text, path).outbox) outbox.add(e.id);
+      const version = parseJournal(text, path);
+      bySeq.set(version.seq, version);
     }
+    for (const version of bySeq.values()) for (const e of version.outbox) outbox.add(e.id);
   }
   const stored = new Map<string, number>();
   for await (const { event } of fleet.log.replay()) stored.set(event.id, (stored.get(event.id) ?? 0) + 1);
