@@ -5,18 +5,22 @@
 # test-output/power-cut-<seed>.json). The same seed replays the same campaign. `worker-kill`
 # SIGKILLs the Temporal worker N times at random points of rollouts (test/faults/worker-kill.test.ts),
 # `nats-kill` the nats-server N times (test/faults/nats-kill.test.ts); their reports go to
-# test-output/<campaign>-<seed>.json. `npm run soak -- fuzz [--cases N] [--seed S] [--report FILE]`
+# test-output/<campaign>-<seed>.json. `agent-power-loss`: N SIGKILLs of real agents in random
+# states and mid-write, with the page cache's unsynced writes thrown away at every power loss
+# (test/agent/agent-crash.test.ts). `forgery`: N generated forged, tampered, expired, replayed,
+# wrong-node and downgrade commands and tampered images sent to real agents, plus signed
+# downgrades (test/agent/forgery.test.ts). `npm run soak -- fuzz [--cases N] [--seed S] [--report FILE]`
 # runs every fuzz surface (test/fuzz/*) with N cases each (default 10000) and writes cases and
 # failures per surface to FILE (default test-output/fuzz-<seed>.json); the same seed replays the
 # same inputs. `all` runs every campaign with the same options, each with its own report.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 usage() {
-  echo "usage: npm run soak -- power-cut|worker-kill|nats-kill|fuzz|all [--trials N] [--cases N] [--seed S] [--report FILE]" >&2
+  echo "usage: npm run soak -- power-cut|agent-power-loss|forgery|worker-kill|nats-kill|fuzz|all [--trials N] [--cases N] [--seed S] [--report FILE]" >&2
   exit 2
 }
 campaign="${1:-}"
-case "$campaign" in power-cut | worker-kill | nats-kill | fuzz | all) ;; *) usage ;; esac
+case "$campaign" in power-cut | agent-power-loss | forgery | worker-kill | nats-kill | fuzz | all) ;; *) usage ;; esac
 shift
 trials=10 cases=10000 seed="" report=""
 while [ "$#" -gt 0 ]; do
@@ -52,6 +56,25 @@ run_power_cut() {
   SLOTFLOW_POWER_CUTS="$trials" SLOTFLOW_POWER_CUT_SEED="$seed" SLOTFLOW_POWER_CUT_REPORT="$file" \
     SLOTFLOW_SUITE_LIMIT="${minutes}m" SLOTFLOW_TEST_TIMEOUT_MS=$((minutes * 60000)) \
     bash "$ROOT/scripts/run-tests.sh" test/lab/vm-power-cut.test.ts
+}
+run_agent_power_loss() {
+  local file minutes
+  file="$(report_for agent-power-loss)"
+  # Some 12 s of wall time a trial (six agents at once) on two cores at load 40; leave room.
+  minutes=$((15 + trials / 4))
+  echo "soak: agent-power-loss campaign, $trials trials, seed $seed, report $file, limit ${minutes}m" >&2
+  SLOTFLOW_POWER_LOSS_TRIALS="$trials" SLOTFLOW_POWER_LOSS_SEED="$seed" SLOTFLOW_POWER_LOSS_REPORT="$file" \
+    SLOTFLOW_SUITE_LIMIT="${minutes}m" SLOTFLOW_TEST_TIMEOUT_MS=$((minutes * 60000)) \
+    bash "$ROOT/scripts/run-tests.sh" test/agent/agent-crash.test.ts
+}
+run_forgery() {
+  local file minutes
+  file="$(report_for forgery)"
+  minutes=$((10 + trials / 20))
+  echo "soak: forgery campaign, $trials cases, seed $seed, report $file, limit ${minutes}m" >&2
+  SLOTFLOW_FORGERY_CASES="$trials" SLOTFLOW_FORGERY_SEED="$seed" SLOTFLOW_FORGERY_REPORT="$file" \
+    SLOTFLOW_SUITE_LIMIT="${minutes}m" SLOTFLOW_TEST_TIMEOUT_MS=$((minutes * 60000)) \
+    bash "$ROOT/scripts/run-tests.sh" test/agent/forgery.test.ts
 }
 # A worker or nats-server kill, its restart and the rollout's catching up: up to three minutes.
 run_kill_campaign() {
@@ -94,6 +117,8 @@ fuzz_campaign() {
 
 case "$campaign" in
   power-cut) run_power_cut ;;
+  agent-power-loss) run_agent_power_loss ;;
+  forgery) run_forgery ;;
   worker-kill) run_kill_campaign worker-kill SLOTFLOW_WORKER_KILL ;;
   nats-kill) run_kill_campaign nats-kill SLOTFLOW_NATS_KILL ;;
   fuzz) fuzz_campaign ;;
@@ -101,6 +126,8 @@ case "$campaign" in
     status=0
     fuzz_campaign || status=$?
     run_power_cut || status=$?
+    run_agent_power_loss || status=$?
+    run_forgery || status=$?
     run_kill_campaign worker-kill SLOTFLOW_WORKER_KILL || status=$?
     run_kill_campaign nats-kill SLOTFLOW_NATS_KILL || status=$?
     exit "$status"

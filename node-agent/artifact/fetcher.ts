@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { ArtifactManifest } from '../../schema/index.ts';
+import { fsyncDir } from '../atomic-file.ts';
 import { ArtifactInvalidError, ArtifactUnavailableError, describeError } from '../errors.ts';
 import type { ArtifactSource } from './source.ts';
 import { sha256Of, verifiedPrefix } from './verify.ts';
@@ -156,6 +157,9 @@ export async function fetchImage(req: FetchRequest): Promise<FetchResult> {
           await drain(stream, file, manifest, position, source.name, watch, req.onProgress);
           if (position.offset === manifest.size) {
             await file.sync();
+            // The staging file is new: without its directory entry on disk a power cut loses it
+            // after the journal has recorded the image as fetched.
+            await fsyncDir(dirname(req.path));
             return { source: source.name, bytes: manifest.size - begin };
           }
           throw new ArtifactUnavailableError(

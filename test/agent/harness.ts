@@ -63,6 +63,8 @@ export interface AgentSpec {
   readonly config?: Record<string, unknown>;
   /** Pre-authorise the node before it starts (default true); false starts it unenrolled. */
   readonly enrol?: boolean;
+  /** Runs before every power-on (the first start too), with the machine off. */
+  readonly beforePowerOn?: (dataDir: string) => Promise<void>;
 }
 
 /** One agent machine under test. */
@@ -74,6 +76,7 @@ export class TestAgent {
   readonly events: EventWatch;
   readonly #args: readonly string[];
   readonly #env: NodeJS.ProcessEnv;
+  readonly #beforePowerOn: ((dataDir: string) => Promise<void>) | undefined;
 
   constructor(init: {
     proc: AgentProcess;
@@ -83,6 +86,7 @@ export class TestAgent {
     events: EventWatch;
     args: readonly string[];
     env: NodeJS.ProcessEnv;
+    beforePowerOn?: ((dataDir: string) => Promise<void>) | undefined;
   }) {
     this.proc = init.proc;
     this.nodeId = init.nodeId;
@@ -91,10 +95,12 @@ export class TestAgent {
     this.events = init.events;
     this.#args = init.args;
     this.#env = init.env;
+    this.#beforePowerOn = init.beforePowerOn;
   }
 
   /** Power on again after powerOff(). */
   async powerOn(): Promise<void> {
+    await this.#beforePowerOn?.(this.dataDir);
     this.proc = await AgentProcess.start(this.#args, this.#env, this.logFile);
   }
 
@@ -186,8 +192,18 @@ export class Fleet {
     };
     const logFile = join(this.root, `${spec.nodeId}.log`);
     const events = new EventWatch(this.log, spec.nodeId);
+    await spec.beforePowerOn?.(dataDir);
     const proc = await AgentProcess.start(args, env, logFile);
-    const agent = new TestAgent({ proc, nodeId: spec.nodeId, dataDir, logFile, events, args, env });
+    const agent = new TestAgent({
+      proc,
+      nodeId: spec.nodeId,
+      dataDir,
+      logFile,
+      events,
+      args,
+      env,
+      beforePowerOn: spec.beforePowerOn,
+    });
     this.agents.push(agent);
     return agent;
   }
