@@ -130,7 +130,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   ),
   entry(
     'rollout watch',
-    'follow a rollout live until it ends (exit 1 unless it succeeded)',
+    'follow a rollout live until it ends or needs an operator (exit 0 succeeded, 1 failed, 3 waits for an operator)',
     async () => (await rollout()).rolloutWatch,
   ),
   entry(

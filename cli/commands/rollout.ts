@@ -28,7 +28,7 @@ import { RAUC_FLAG_OPTIONS, raucRequest } from '../rauc-flags.ts';
 import { OperationFailed, UsageError } from '../usage-error.ts';
 
 const startUsage =
-  'slotflow rollout start (--image REF | --rootfs DIR | --containerfile FILE) --version V [--format ext4|squashfs|rauc] [--rauc-compatible C --rauc-cert PEM --rauc-key PEM [--rauc-intermediate PEM] [--rauc-bundle-format verity|plain]] [--id ID] [--selector k=v] [--waves 1,10%,100%] [--max-unavailable N] [--failure-threshold 10%] [--on-failure pause|rollback] [--soak 30s] [--approve-waves] [--allow-downgrade] [--wait] [--json]';
+  'slotflow rollout start (--image REF | --rootfs DIR | --containerfile FILE) --version V [--format ext4|squashfs|rauc] [--rauc-compatible C --rauc-cert PEM --rauc-key PEM [--rauc-intermediate PEM] [--rauc-bundle-format verity|plain]] [--id ID] [--selector k=v] [--waves 1,10%,100%] [--max-unavailable N] [--failure-threshold 10%] [--on-failure pause|rollback] [--soak 30s] [--approve-waves] [--allow-downgrade] [--wait [--wait-for operator|end]] [--json]';
 
 async function requirePath(flag: string, path: string, dir: boolean): Promise<string> {
   const full = resolve(path);
@@ -43,17 +43,92 @@ async function requirePath(flag: string, path: string, dir: boolean): Promise<st
   return full;
 }
 
-/** Exit code of a finished rollout: 0 only when it succeeded. */
+/** Exit code of a rollout that waits for an operator (paused, or a wave awaiting approval). */
+export const EXIT_NEEDS_OPERATOR = 3;
+
+/** True while the rollout waits for an operator's decision. */
+export function needsOperator(view: RolloutStatusView): boolean {
+  return view.status === 'paused' || view.status === 'awaiting-approval';
+}
+
+/** Exit code of a rollout a wait returned on: 0 only when it succeeded; 3 when it waits for an operator. */
 export function exitCodeOf(view: RolloutStatusView): number {
+  if (needsOperator(view)) return EXIT_NEEDS_OPERATOR;
   return view.status === 'succeeded' ? 0 : 1;
 }
 
-/** Follows a rollout until it ends, redrawing progress on a terminal (nothing on stdout with --json). */
+/** What an operator can run next for a rollout that waits for one. */
+export function nextSteps(view: RolloutStatusView): string[] {
+  const id = view.rolloutId;
+  if (view.status === 'awaiting-approval') {
+    return [
+      `slotflow rollout approve ${id}`,
+      `slotflow rollout abort ${id}`,
+      `slotflow rollout rollback ${id}`,
+    ];
+  }
+  if (view.status === 'paused') {
+    return [
+      `slotflow rollout resume ${id}`,
+      `slotflow rollout rollback ${id}`,
+      `slotflow rollout abort ${id}`,
+    ];
+  }
+  return [];
+}
+
+/** Why a rollout waits for an operator, in one line. */
+function waitReason(view: RolloutStatusView): string {
+  if (view.status === 'awaiting-approval') {
+    // currentWave is the wave that passed its gate; the next one waits.
+    return `wave ${view.currentWave + 2} of ${view.waves.length} waits for approval (wave ${view.currentWave + 1} passed its gate)`;
+  }
+  return view.pauseReason ?? 'paused by an operator';
+}
+
+/** Until when a wait follows a rollout: its end, or the first moment it needs an operator. */
+export type WaitFor = 'end' | 'operator';
+
+const WAIT_FOR: readonly WaitFor[] = ['end', 'operator'];
+
+function waitForFlag(value: string | undefined): WaitFor {
+  if (value === undefined) return 'operator';
+  if ((WAIT_FOR as readonly string[]).includes(value)) return value as WaitFor;
+  throw new UsageError(
+    `--wait-for: expected 'end' (block until the rollout ends) or 'operator' (return as soon as it needs one; the default), got '${value}'`,
+  );
+}
+
+/**
+ * Prints where a followed rollout stopped and returns the exit code: its outcome, or
+ * EXIT_NEEDS_OPERATOR with the reason and the commands to run next.
+ */
+function report(view: RolloutStatusView, json: boolean): number {
+  const code = exitCodeOf(view);
+  if (json) {
+    printJson(
+      code === EXIT_NEEDS_OPERATOR ? { ...view, waitReason: waitReason(view), next: nextSteps(view) } : view,
+    );
+  } else if (code === EXIT_NEEDS_OPERATOR) {
+    process.stdout.write(
+      `rollout ${view.rolloutId} needs an operator: ${waitReason(view)}\n` +
+        `  next: ${nextSteps(view).join('  |  ')}\n` +
+        `  or keep following it: slotflow rollout watch ${view.rolloutId} [--wait-for end]\n`,
+    );
+  }
+  return code;
+}
+
+/**
+ * Follows a rollout until it ends (or, with `until: 'operator'`, until it first waits for an
+ * operator), redrawing progress on a terminal (nothing on stdout with --json).
+ */
 async function follow(
   client: Client,
   rolloutId: string,
   json: boolean,
   ui?: string,
+  until: WaitFor = 'end',
 ): Promise<RolloutStatusView> {
   const handle = client.workflow.getHandle(rolloutWorkflowId(rolloutId));
   const printer = json ? undefined : createStatusPrinter();
@@ -67,7 +142,7 @@ async function follow(
     }
     if (view) {
       printer?.show(renderStatus(view, ui));
-      if (isFinal(view.status)) {
+      if (isFinal(view.status) || (until === 'operator' && needsOperator(view))) {
         printer?.done();
         return view;
       }
@@ -110,6 +185,7 @@ export const rolloutStart: Command = {
         'approve-waves': { type: 'boolean' },
         'allow-downgrade': { type: 'boolean' },
         wait: { type: 'boolean' },
+        'wait-for': { type: 'string' },
         json: { type: 'boolean' },
       },
       startUsage,
@@ -155,6 +231,8 @@ export const rolloutStart: Command = {
       if (!/^\d+$/.test(v)) throw new UsageError(`--${flag}: expected a whole number, got '${v}'`);
       return Number(v);
     };
+    // Checked before anything starts, so a bad value starts no rollout.
+    const until = waitForFlag(values['wait-for']);
     const input: RolloutSpecInput = {
       id: values.id ?? `r-${new Date().toISOString().slice(0, 10)}-${randomBytes(3).toString('hex')}`,
       image,
@@ -197,7 +275,7 @@ export const rolloutStart: Command = {
       }
       const base = await temporalUiBase(config);
       const ui = base ? rolloutSearchUrl(base, config.temporal.namespace, input.id) : undefined;
-      if (!values.wait) {
+      if (!values.wait && values['wait-for'] === undefined) {
         if (values.json) printJson({ rolloutId: input.id, workflowId: rolloutWorkflowId(input.id), ui });
         else
           process.stdout.write(
@@ -206,9 +284,8 @@ export const rolloutStart: Command = {
         return 0;
       }
       if (!values.json) process.stdout.write(`started rollout ${input.id}\n`);
-      const final = await follow(client, input.id, values.json ?? false, ui);
-      if (values.json) printJson(final);
-      return exitCodeOf(final);
+      const final = await follow(client, input.id, values.json ?? false, ui, until);
+      return report(final, values.json ?? false);
     });
   },
 };
@@ -254,15 +331,22 @@ export const rolloutStatusCommand: Command = {
   },
 };
 
-/** `slotflow rollout watch ID`: follow until the end; the exit code is the outcome. */
+/**
+ * `slotflow rollout watch ID`: follow until the rollout ends or needs an operator (`--wait-for
+ * end`: until it ends); the exit code is the outcome, or 3 while it waits for an operator.
+ */
 export const rolloutWatch: Command = {
   path: ['rollout', 'watch'],
-  usage: 'slotflow rollout watch ID [--json]',
+  usage: 'slotflow rollout watch ID [--wait-for operator|end] [--json]',
   async run(argv) {
-    const { values, positionals } = parseFlags(argv, { json: { type: 'boolean' } }, this.usage, {
-      positionals: 1,
-    });
+    const { values, positionals } = parseFlags(
+      argv,
+      { json: { type: 'boolean' }, 'wait-for': { type: 'string' } },
+      this.usage,
+      { positionals: 1 },
+    );
     const id = idArg(positionals, this.usage);
+    const until = waitForFlag(values['wait-for']);
     const config = cliConfig();
     return withTemporal(config, async (client) => {
       const base = await temporalUiBase(config);
@@ -271,9 +355,9 @@ export const rolloutWatch: Command = {
         id,
         values.json ?? false,
         base ? rolloutSearchUrl(base, config.temporal.namespace, id) : undefined,
+        until,
       );
-      if (values.json) printJson(final);
-      return exitCodeOf(final);
+      return report(final, values.json ?? false);
     });
   },
 };

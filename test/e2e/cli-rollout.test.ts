@@ -1,5 +1,6 @@
 // End to end through the CLI only, as an operator would: stack up, keys, a worker and real agents,
-// an image build, rollouts with --wait --json (one that succeeds, one that rolls back), then
+// an image build, rollouts with --wait --json (one that waits for approval, is approved and
+// succeeds, one that rolls back), then
 // stack down with nothing left running.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -85,14 +86,27 @@ test('e2e - from stack up to finished rollouts, driven only through the CLI', as
       '1,100%',
       '--max-unavailable',
       '2',
+      '--approve-waves',
       '--wait',
       '--json',
     ],
     env,
     300_000,
   );
-  assert.equal(ok.code, 0, ok.stderr);
-  const okView = JSON.parse(ok.stdout) as { status: string; nodes: Record<string, { state: string }> };
+  // The canary passes and the next wave waits for approval: the wait returns, naming it.
+  assert.equal(ok.code, 3, `a rollout that waits for an operator exits 3: ${ok.stderr}`);
+  const waiting = JSON.parse(ok.stdout) as { status: string; waitReason: string; next: string[] };
+  assert.equal(waiting.status, 'awaiting-approval');
+  assert.match(waiting.waitReason, /wave 2 of 2 waits for approval/);
+  assert.ok(waiting.next.includes('slotflow rollout approve e2e-ok'), waiting.next.join(', '));
+  const badFlag = await runCli(['rollout', 'watch', 'e2e-ok', '--wait-for', 'later'], env);
+  assert.equal(badFlag.code, 2, badFlag.stderr);
+  assert.match(badFlag.stderr, /--wait-for: expected 'end'/);
+  const approved = await runCli(['rollout', 'approve', 'e2e-ok'], env);
+  assert.equal(approved.code, 0, approved.stderr);
+  const watched = await runCli(['rollout', 'watch', 'e2e-ok', '--wait-for', 'end', '--json'], env, 300_000);
+  assert.equal(watched.code, 0, watched.stderr);
+  const okView = JSON.parse(watched.stdout) as { status: string; nodes: Record<string, { state: string }> };
   assert.equal(okView.status, 'succeeded');
   assert.deepEqual(Object.fromEntries(Object.entries(okView.nodes).map(([id, n]) => [id, n.state])), {
     'e2e-1': 'upgraded',
