@@ -14,7 +14,7 @@ import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { catchUp, emptyProjection } from '../../projection/index.ts';
-import type { AgentState, NodeEvent } from '../../schema/index.ts';
+import { AgentState, type NodeEvent } from '../../schema/index.ts';
 import { trustKeys } from '../../signing/index.ts';
 import { assertBootable, assertCommandEvents, assertSettled, watchJournal } from './crash-checks.ts';
 import { rng, startFleet, type Fleet, type TestAgent, type TestImage } from './harness.ts';
@@ -342,18 +342,7 @@ test(
     const states = new Set(kills.map((t) => t.killedIn));
     assert.ok(kills.length >= TRIALS * 0.85, `at least 85 % of trials killed, got ${kills.length}`);
     if (TRIALS >= 100) {
-      for (const state of [
-        'idle',
-        'fetching',
-        'verifying',
-        'writing',
-        'armed',
-        'rebooting',
-        'trial-booted',
-        'health-checking',
-        'committed',
-        'falling-back',
-      ] as const) {
+      for (const state of AgentState.options) {
         assert.ok(states.has(state), `a kill landed in state ${state}`);
       }
       assert.ok(summary.midWrite >= 10, 'kills landed during the slot write');
