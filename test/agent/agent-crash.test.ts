@@ -30,7 +30,7 @@ function wholeNumber(name: string, fallback: number): number {
 }
 
 const SEED = wholeNumber('SLOTFLOW_POWER_LOSS_SEED', Math.floor(Math.random() * 2 ** 31));
-const TRIALS = wholeNumber('SLOTFLOW_POWER_LOSS_TRIALS', 114);
+const TRIALS = wholeNumber('SLOTFLOW_POWER_LOSS_TRIALS', 60);
 const REPORT = process.env['SLOTFLOW_POWER_LOSS_REPORT'];
 const AGENTS = 6;
 /** Trials of agent k: the campaign's trials dealt out in turn. */
@@ -341,7 +341,7 @@ test(
     const kills = trials.filter((t) => t.killedIn !== undefined);
     const states = new Set(kills.map((t) => t.killedIn));
     assert.ok(kills.length >= TRIALS * 0.85, `at least 85 % of trials killed, got ${kills.length}`);
-    if (TRIALS >= 100) {
+    if (TRIALS >= 50) {
       // The seed decides how often each state is aimed at; a state aimed at three times or more
       // must have taken a kill, and at least half the kills aimed into the write must land there.
       const aimed = (state: Target) => trials.filter((t) => t.target === state).length;
