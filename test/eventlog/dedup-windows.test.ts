@@ -9,13 +9,8 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { nanos } from '@nats-io/nats-core';
 import { DEFAULT_STREAM_LIMITS, ensureStreams } from '../../eventlog/streams.ts';
 import { COMMANDS_STREAM, EVENTS_STREAM, commandSubject } from '../../schema/index.ts';
-import {
-  createMemoryNonceStore,
-  newNonce,
-  signCommand,
-  trustKeys,
-  verifyCommand,
-} from '../../signing/index.ts';
+import { createMemoryNonceStore, trustKeys, verifyCommand } from '../../signing/index.ts';
+import { upgradeCommand } from '../p2p/helpers.ts';
 import { testControlPlaneKey } from '../helpers/signed-events.ts';
 import { startNats, type NatsHandle } from '../helpers/servers.ts';
 
@@ -44,29 +39,7 @@ const event = (id: string) => ({
   by: 'test',
 });
 
-function upgrade(nodeId: string, commandId: string) {
-  const now = Date.now();
-  return signCommand(
-    {
-      v: 1,
-      type: 'Upgrade',
-      commandId,
-      nonce: newNonce(),
-      issuedAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + 600_000).toISOString(),
-      nodeId,
-      rolloutId: 'r-dedup',
-      image: {
-        type: 'oci',
-        reference: 'example.invalid/os:2',
-        digest: `sha256:${'a'.repeat(64)}`,
-        version: '2.0.0',
-      },
-      manifestDigest: `sha256:${'b'.repeat(64)}`,
-    },
-    key,
-  );
-}
+const upgrade = (nodeId: string) => upgradeCommand(key, nodeId, 'r-dedup');
 
 /** Every body stored under a subject, raw. */
 async function stored(stream: string, subject: string): Promise<Record<string, unknown>[]> {
@@ -102,12 +75,12 @@ test('dedup windows - within the window a re-published event or command is dropp
     'one copy stored',
   );
 
-  const cmd = upgrade('dedup-1', 'r-dedup:dedup-1:upgrade');
+  const cmd = upgrade('dedup-1');
   const c1 = await js.publish(commandSubject('dedup-1'), JSON.stringify(cmd), {
     msgID: cmd.command.commandId,
   });
   // A retried send signs anew (new nonce, new times) under the same command id.
-  const resent = upgrade('dedup-1', 'r-dedup:dedup-1:upgrade');
+  const resent = upgrade('dedup-1');
   const c2 = await js.publish(commandSubject('dedup-1'), JSON.stringify(resent), {
     msgID: resent.command.commandId,
   });
@@ -135,7 +108,7 @@ test('dedup windows - past the window a copy is stored again, and readers tell i
     // Detectable: the event id is in the body, so a reader counting ids sees the same one twice.
     assert.equal(ids.filter((id) => id === e.id).length, 2);
 
-    const cmd = upgrade('dedup-2', 'r-dedup:dedup-2:upgrade');
+    const cmd = upgrade('dedup-2');
     await js.publish(commandSubject('dedup-2'), JSON.stringify(cmd), { msgID: cmd.command.commandId });
     await sleep(1_600);
     const lateCmd = await js.publish(commandSubject('dedup-2'), JSON.stringify(cmd), {
