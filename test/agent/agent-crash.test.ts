@@ -21,16 +21,10 @@ import { rng, startFleet, type Fleet, type TestAgent, type TestImage } from './h
 import { PageCache, tracerEnv, type DropStats } from './page-cache.ts';
 import { parseJournal } from '../../node-agent/journal.ts';
 import type { JournalData } from '../../node-agent/journal-data.ts';
+import { wholeNumberEnv } from '../faults/campaign.ts';
 
-function wholeNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw)) throw new Error(`${name} wants a whole number, got '${raw}'`);
-  return Number(raw);
-}
-
-const SEED = wholeNumber('SLOTFLOW_POWER_LOSS_SEED', Math.floor(Math.random() * 2 ** 31));
-const TRIALS = wholeNumber('SLOTFLOW_POWER_LOSS_TRIALS', 60);
+const SEED = wholeNumberEnv('SLOTFLOW_POWER_LOSS_SEED', Math.floor(Math.random() * 2 ** 31));
+const TRIALS = wholeNumberEnv('SLOTFLOW_POWER_LOSS_TRIALS', 60);
 const REPORT = process.env['SLOTFLOW_POWER_LOSS_REPORT'];
 const AGENTS = 6;
 /** Trials of agent k: the campaign's trials dealt out in turn. */

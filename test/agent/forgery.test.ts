@@ -18,16 +18,10 @@ import type { ArtifactManifest, NodeEvent, RejectReason, SignedCommand } from '.
 import { initKeys, loadSigningKey, newNonce, type SigningKey } from '../../signing/index.ts';
 import { rng, startFleet, type Fleet, type TestAgent, type TestImage } from './harness.ts';
 import { scratchDir } from './scratch.ts';
+import { wholeNumberEnv } from '../faults/campaign.ts';
 
-function wholeNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw)) throw new Error(`${name} wants a whole number, got '${raw}'`);
-  return Number(raw);
-}
-
-const SEED = wholeNumber('SLOTFLOW_FORGERY_SEED', Math.floor(Math.random() * 2 ** 31));
-const CASES = wholeNumber('SLOTFLOW_FORGERY_CASES', 42);
+const SEED = wholeNumberEnv('SLOTFLOW_FORGERY_SEED', Math.floor(Math.random() * 2 ** 31));
+const CASES = wholeNumberEnv('SLOTFLOW_FORGERY_CASES', 42);
 const REPORT = process.env['SLOTFLOW_FORGERY_REPORT'];
 const AGENTS = 3;
 const MINUTE = 60_000;

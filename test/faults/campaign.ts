@@ -19,9 +19,15 @@ export interface CampaignSettings {
   readonly report: string;
 }
 
-function wholeNumber(env: NodeJS.ProcessEnv, key: string, min: number): number | undefined {
+/** A whole number (at least `min`) from the environment; unset or empty gives `fallback`. */
+export function wholeNumberEnv(
+  key: string,
+  fallback: number,
+  min = 0,
+  env: NodeJS.ProcessEnv = process.env,
+): number {
   const raw = env[key];
-  if (raw === undefined || raw === '') return undefined;
+  if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw) || Number(raw) < min) {
     throw new Error(`${key} wants a whole number of at least ${min}, got '${raw}'; unset it for the default`);
   }
@@ -38,8 +44,8 @@ export function campaignSettings(
   defaultFaults: number,
   env: NodeJS.ProcessEnv = process.env,
 ): CampaignSettings {
-  const faults = wholeNumber(env, `${prefix}S`, 1) ?? defaultFaults;
-  const seed = wholeNumber(env, `${prefix}_SEED`, 0) ?? Math.floor(Math.random() * 2 ** 31);
+  const faults = wholeNumberEnv(`${prefix}S`, defaultFaults, 1, env);
+  const seed = wholeNumberEnv(`${prefix}_SEED`, Math.floor(Math.random() * 2 ** 31), 0, env);
   const report = env[`${prefix}_REPORT`] || join(OUTPUT, `${name}-${seed}.json`);
   return { name, faults, seed, report };
 }
